@@ -1,0 +1,121 @@
+"""Specification of the procedurally drawn `shapes` dataset."""
+import collections
+import hashlib
+import itertools
+
+import numpy as np
+import pytest
+import tensorflow_datasets as tfds
+
+from zoo.datasets import shapes
+
+NUM_CLASSES = len(shapes.CLASS_NAMES)
+
+
+def _draw(seed, label):
+    return shapes.draw_shape(np.random.default_rng(seed), label)
+
+
+def _shape_mask(image):
+    """Pixels that differ clearly from the background, read at the top-left corner.
+
+    A corner is always background: the shape lies inside a circle inside the image.
+    """
+    return np.abs(image.astype(int) - image[0, 0].astype(int)).sum(axis=-1) > 30
+
+
+def _luma(rgb):
+    return np.asarray(rgb, dtype=float) @ [0.299, 0.587, 0.114]
+
+
+def test_class_names_are_the_six_shapes_in_order():
+    assert shapes.CLASS_NAMES == ("circle", "square", "triangle", "star", "hexagon", "cross")
+
+
+def test_draw_shape_returns_a_uint8_rgb_image():
+    image = _draw(0, 0)
+    assert image.dtype == np.uint8
+    assert image.shape == (64, 64, 3)
+    assert shapes.draw_shape(np.random.default_rng(0), 0, size=32).shape == (32, 32, 3)
+
+
+@pytest.mark.parametrize("label", range(NUM_CLASSES))
+def test_draw_shape_is_deterministic_for_a_seed(label):
+    np.testing.assert_array_equal(_draw((7, 3), label), _draw((7, 3), label))
+
+
+def test_draw_shape_differs_across_seeds():
+    images = [_draw((0, index), 0) for index in range(10)]
+    for a, b in itertools.combinations(images, 2):
+        assert not np.array_equal(a, b)
+
+
+@pytest.mark.parametrize("label", range(NUM_CLASSES))
+def test_every_class_draws_a_visible_contrasting_shape(label):
+    for seed in range(20):
+        image = _draw(seed, label)
+        mask = _shape_mask(image)
+        # 35%-80% of the image wide: never a speck, never the whole image.
+        assert 0.02 < mask.mean() < 0.6, (label, seed, mask.mean())
+        luma_gap = np.abs(_luma(image) - _luma(image[0, 0])).max()
+        assert luma_gap > 80, (label, seed, luma_gap)
+
+
+def test_classes_differ_from_each_other():
+    for seed in range(5):
+        # Same seed: same position, size, rotation and colours; only the shape changes.
+        masks = [_shape_mask(_draw(seed, label)) for label in range(NUM_CLASSES)]
+        for a, b in itertools.combinations(range(NUM_CLASSES), 2):
+            names = shapes.CLASS_NAMES[a], shapes.CLASS_NAMES[b]
+            assert (masks[a] ^ masks[b]).sum() > 20, (seed, names)
+
+
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory):
+    """A data_dir holding the prepared dataset; prepared once for this module."""
+    path = tmp_path_factory.mktemp("tfds")
+    tfds.builder("shapes", data_dir=path).download_and_prepare()
+    return path
+
+
+def test_builder_is_registered_as_shapes():
+    builder = tfds.builder("shapes", data_dir="/nonexistent")
+    assert isinstance(builder, shapes.Shapes)
+    assert str(builder.info.version) == "1.0.0"
+    assert builder.info.features["label"].names == list(shapes.CLASS_NAMES)
+
+
+def test_splits_have_6000_train_and_1000_test_examples(data_dir):
+    splits = tfds.builder("shapes", data_dir=data_dir).info.splits
+    assert splits["train"].num_examples == shapes.NUM_TRAIN_EXAMPLES == 6000
+    assert splits["test"].num_examples == shapes.NUM_TEST_EXAMPLES == 1000
+
+
+@pytest.mark.parametrize("split", ["train", "test"])
+def test_labels_cover_all_six_classes_in_balance(data_dir, split):
+    ds = tfds.load("shapes", split=split, data_dir=data_dir, download=False,
+                   decoders={"image": tfds.decode.SkipDecoding()})
+    labels = collections.Counter(int(ex["label"]) for ex in tfds.as_numpy(ds))
+    assert sorted(labels) == list(range(NUM_CLASSES))
+    assert max(labels.values()) - min(labels.values()) <= 1
+
+
+def test_images_are_uint8_64x64x3(data_dir):
+    ds = tfds.load("shapes", split="test", data_dir=data_dir, download=False, as_supervised=True)
+    assert ds.element_spec[0].shape == (64, 64, 3)
+    for image, _ in tfds.as_numpy(ds.take(50)):
+        assert image.dtype == np.uint8 and image.shape == (64, 64, 3)
+
+
+def test_prepared_split_is_exactly_the_seeded_drawings(data_dir):
+    # Determinism: the stored test split is, image for image, what draw_shape gives
+    # for (TEST_SEED, index), so re-preparing anywhere reproduces the same bytes.
+    def digest(image, label):
+        return hashlib.sha1(image.tobytes() + bytes([label])).hexdigest()
+
+    ds = tfds.load("shapes", split="test", data_dir=data_dir, download=False, as_supervised=True)
+    prepared = collections.Counter(digest(image, int(label)) for image, label in tfds.as_numpy(ds))
+    expected = collections.Counter(
+        digest(_draw((shapes.TEST_SEED, index), index % NUM_CLASSES), index % NUM_CLASSES)
+        for index in range(shapes.NUM_TEST_EXAMPLES))
+    assert prepared == expected
