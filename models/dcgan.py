@@ -1,0 +1,157 @@
+"""DCGAN (Radford, Metz and Chintala, 2016).
+
+G: a projected latent upsampled by stride-2 transposed convolutions with batch
+norm and ReLU to a tanh image. D: stride-2 convolutions with LeakyReLU (batch
+norm on all but the first) to one logit. No pooling, no fully connected hidden layers.
+
+    python train.py --model=dcgan --dataset=shapes            # about 5 min on 2 CPU cores
+    python train.py --model=dcgan --dataset=celeb_a --image_size=64
+"""
+import math
+
+import keras
+import tensorflow as tf
+
+from zoo import losses, optim
+from zoo.export import image_outputs, seeded_normal
+from zoo.registry import MODELS
+
+
+def _num_upsamples(image_size):
+    return int(math.log2(image_size // 4))
+
+
+def _conv_init():
+    """The paper's initialisation, N(0, 0.02); Keras's Glorot default trains visibly slower."""
+    return keras.initializers.RandomNormal(0.0, 0.02)
+
+
+def _batch_norm():
+    return keras.layers.BatchNormalization(gamma_initializer=keras.initializers.RandomNormal(1.0, 0.02))
+
+
+def build_generator(image_size, channels, latent_dim, base_filters, condition_dim=0):
+    """latent (plus a `condition_dim` vector, for the conditional GAN) -> image in [-1, 1]."""
+    ups = _num_upsamples(image_size)
+    z = keras.Input((latent_dim + condition_dim,), name="z")
+    x = keras.layers.Dense(4 * 4 * base_filters * 2 ** ups, use_bias=False,
+                           kernel_initializer=_conv_init())(z)
+    x = keras.layers.Reshape((4, 4, base_filters * 2 ** ups))(x)
+    x = keras.layers.ReLU()(_batch_norm()(x))
+    for i in reversed(range(1, ups)):
+        x = keras.layers.Conv2DTranspose(base_filters * 2 ** i, 4, strides=2, padding="same",
+                                         use_bias=False, kernel_initializer=_conv_init())(x)
+        x = keras.layers.ReLU()(_batch_norm()(x))
+    x = keras.layers.Conv2DTranspose(channels, 4, strides=2, padding="same",
+                                     kernel_initializer=_conv_init(), dtype="float32")(x)
+    images = keras.layers.Activation("tanh", dtype="float32", name="images")(x)
+    return keras.Model(z, images, name="generator")
+
+
+def build_discriminator(image_size, channels, base_filters, condition_channels=0):
+    """image (plus `condition_channels` label maps, for the conditional GAN) -> one logit."""
+    images = keras.Input((image_size, image_size, channels + condition_channels), name="images")
+    x = images
+    for i in range(_num_upsamples(image_size)):
+        x = keras.layers.Conv2D(base_filters * 2 ** i, 4, strides=2, padding="same", use_bias=i == 0,
+                                kernel_initializer=_conv_init())(x)
+        if i > 0:
+            x = _batch_norm()(x)
+        x = keras.layers.LeakyReLU(0.2)(x)
+    logits = keras.layers.Dense(1, kernel_initializer=_conv_init(), dtype="float32",
+                                name="logits")(keras.layers.Flatten()(x))
+    return keras.Model(images, logits, name="discriminator")
+
+
+@MODELS.register("dcgan")
+@keras.saving.register_keras_serializable(package="zoo")
+class DCGAN(keras.Model):
+    """Unconditional DCGAN trained with the non-saturating GAN loss."""
+
+    needs_labels = False
+    config_defaults = {}  # Config defaults are the DCGAN paper's
+    optimizer_names = ("d_optimizer", "g_optimizer")
+
+    def __init__(self, image_size=32, channels=3, latent_dim=100, base_filters=64, seed=0, **kwargs):
+        super().__init__(**kwargs)
+        self.image_size, self.channels = image_size, channels
+        self.latent_dim, self.base_filters, self.seed = latent_dim, base_filters, seed
+        self.generator = build_generator(image_size, channels, latent_dim, base_filters)
+        self.discriminator = build_discriminator(image_size, channels, base_filters)
+        self.seed_generator = keras.random.SeedGenerator(seed)
+        self.d_loss_tracker = keras.metrics.Mean(name="d_loss")
+        self.g_loss_tracker = keras.metrics.Mean(name="g_loss")
+        self.built = True  # `fit` must not trace `call` (which takes latents) on an image batch
+
+    @classmethod
+    def from_run(cls, config, source):
+        return cls(image_size=config.image_size, channels=source.channels,
+                   latent_dim=config.latent_dim, base_filters=config.base_filters, seed=config.seed)
+
+    def get_config(self):
+        return {**super().get_config(), "image_size": self.image_size, "channels": self.channels,
+                "latent_dim": self.latent_dim, "base_filters": self.base_filters, "seed": self.seed}
+
+    def compile(self, d_optimizer, g_optimizer, **kwargs):
+        super().compile(**kwargs)
+        self.d_optimizer, self.g_optimizer = d_optimizer, g_optimizer
+        # Built here, inside the strategy scope: built lazily in train_step they fail
+        # under MirroredStrategy.
+        d_optimizer.build(self.discriminator.trainable_variables)
+        g_optimizer.build(self.generator.trainable_variables)
+
+    @property
+    def metrics(self):
+        return [self.d_loss_tracker, self.g_loss_tracker]
+
+    @property
+    def step(self):
+        return self.g_optimizer.iterations
+
+    def call(self, z, training=False):
+        return self.generator(z, training=training)
+
+    def train_step(self, batch):
+        real = batch["images"]
+        batch_size = tf.shape(real)[0]
+
+        def discriminator_loss():
+            fake = self.generator(optim.latents(self.seed_generator, batch_size, self.latent_dim),
+                                  training=True)
+            return tf.reduce_mean(losses.discriminator_loss(
+                self.discriminator(real, training=True), self.discriminator(fake, training=True)))
+
+        def generator_loss():
+            fake = self.generator(optim.latents(self.seed_generator, batch_size, self.latent_dim),
+                                  training=True)
+            return tf.reduce_mean(losses.generator_loss(self.discriminator(fake, training=True)))
+
+        self.d_loss_tracker.update_state(optim.minimize(
+            self.d_optimizer, discriminator_loss, self.discriminator.trainable_variables))
+        self.g_loss_tracker.update_state(optim.minimize(
+            self.g_optimizer, generator_loss, self.generator.trainable_variables))
+        return {m.name: m.result() for m in self.metrics}
+
+    def grid_inputs(self, num, seed):
+        """The fixed latents of every epoch's sample grid."""
+        return tf.random.stateless_normal([num, self.latent_dim], seed=[seed, 0])
+
+    def grid(self, z):
+        """Images [rows, cols, H, W, C] in [-1, 1] for the sample grid."""
+        images = self.generator(z, training=False)
+        cols = int(math.sqrt(images.shape[0]))
+        return tf.reshape(images[: cols * cols], [cols, cols, *images.shape[1:]])
+
+    def serving_endpoints(self):
+        """name -> (function, input signature) of the SavedModel's signatures."""
+        z_spec = tf.TensorSpec([None, self.latent_dim], tf.float32, name="z")
+        count_spec = tf.TensorSpec([], tf.int32, name="num_images")
+        seed_spec = tf.TensorSpec([], tf.int64, name="seed")
+
+        def generate(z):
+            return image_outputs(self.generator(z, training=False))
+
+        def sample(num_images, seed):
+            return generate(seeded_normal(num_images, self.latent_dim, seed))
+
+        return {"serving_default": (generate, [z_spec]), "sample": (sample, [count_spec, seed_spec])}

@@ -1,0 +1,90 @@
+"""Trains a model of the zoo.
+
+    python train.py                                   # DCGAN on the built-in shapes, ~5 min on 2 CPU cores
+    python train.py --model=dcgan --dataset=celeb_a --image_size=64 --base_filters=64
+
+Rerunning the same command resumes from the work directory's last checkpoint.
+"""
+import dataclasses
+import logging
+import os
+import sys
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "1")  # TensorFlow's C++ start-up chatter
+from absl import app, flags  # noqa: E402
+
+import zoo  # noqa: E402
+from zoo import device  # noqa: E402
+from zoo.datasets.pipelines import parse_dataset_name  # noqa: E402
+from zoo.errors import UsageError  # noqa: E402
+
+DEFAULTS = zoo.Config()
+FLAGS = flags.FLAGS
+
+flags.DEFINE_string("model", DEFAULTS.model, f"Model to train, one of: {', '.join(zoo.MODELS.names())}.")
+flags.DEFINE_string("dataset", DEFAULTS.dataset,
+                    f"Dataset, one of: {', '.join(zoo.DATASETS.names())}; 'folder:PATH' for a folder of images.")
+flags.DEFINE_integer("image_size", DEFAULTS.image_size, "Side of the square images trained on: 32 or 64.")
+flags.DEFINE_integer("batch_size", DEFAULTS.batch_size, "Global batch size, split over the replicas.")
+flags.DEFINE_integer("epochs", DEFAULTS.epochs, "Total epochs; a resumed run trains up to this number.")
+flags.DEFINE_integer("steps_per_epoch", DEFAULTS.steps_per_epoch,
+                     "Cap on the steps of an epoch, for quick runs; 0: one pass over the training split.")
+flags.DEFINE_integer("latent_dim", DEFAULTS.latent_dim, "Size of the latent vector z.")
+flags.DEFINE_integer("base_filters", DEFAULTS.base_filters,
+                     "Width of the networks: filters of D's first and G's last hidden convolution.")
+flags.DEFINE_float("learning_rate", DEFAULTS.learning_rate, "Adam learning rate (model default if not given).")
+flags.DEFINE_float("beta_1", DEFAULTS.beta_1, "Adam beta_1 (model default if not given).")
+flags.DEFINE_string("workdir", None, "Run directory: flags, checkpoints, samples, metrics, TensorBoard logs. "
+                                     "Default: runs/<model>_<dataset>.")
+flags.DEFINE_integer("seed", DEFAULTS.seed, "Seed of weights, noise, shuffling and the fixed sample grid.")
+flags.DEFINE_boolean("xla", None, "Compile the train step with XLA (--xla/--noxla). Default: on with a GPU.")
+flags.DEFINE_enum("precision", DEFAULTS.precision, device.PRECISIONS,
+                  "Compute precision; auto: mixed_float16 with a GPU, float32 without.")
+flags.DEFINE_enum("strategy", DEFAULTS.strategy, device.STRATEGIES,
+                  "tf.distribute strategy; auto: multi_worker with a TF_CONFIG cluster, mirrored with "
+                  "several GPUs, else default.")
+flags.DEFINE_string("data_dir", None, "tfds data directory (default: tfds's, ~/tensorflow_datasets).")
+flags.DEFINE_string("manual_dir", None, "Folder of dataset files you already have (see README, Datasets).")
+flags.DEFINE_integer("num_samples", DEFAULTS.num_samples, "Images in each epoch's sample grid.")
+
+
+def _check(lookup):
+    """A flag validator from a function that raises UsageError naming what is allowed."""
+
+    def validate(value):
+        try:
+            lookup(value)
+        except UsageError as error:
+            raise flags.ValidationError(str(error)) from None
+        return True
+
+    return validate
+
+
+flags.register_validator("model", _check(zoo.MODELS.get))
+flags.register_validator("dataset", _check(parse_dataset_name))
+
+
+def config_from_flags():
+    """Flags given on the command line, over the model's defaults, over Config's."""
+    model_class = zoo.MODELS.get(FLAGS.model)
+    names = [f.name for f in dataclasses.fields(zoo.Config)]
+    given = {name: FLAGS[name].value for name in names if FLAGS[name].present}
+    return zoo.Config(**{**model_class.config_defaults, **given, "model": FLAGS.model})
+
+
+def main(argv):
+    if len(argv) > 1:
+        raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
+    logging.getLogger().setLevel(logging.INFO)
+    try:
+        config = config_from_flags()
+        zoo.train(config)
+    except UsageError as error:
+        sys.exit(f"error: {error}")
+    print(f"Done: samples in {config.workdir}/samples, export with "
+          f"`python export.py --workdir={config.workdir}`")
+
+
+if __name__ == "__main__":
+    app.run(main)
