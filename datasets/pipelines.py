@@ -4,13 +4,16 @@ Every pipeline yields batches of {"images": float32 [B, S, S, C] in [-1, 1]}
 plus "labels" (int32 [B]) when the model asks for them.
 """
 import dataclasses
+import hashlib
 import logging
+import os
+import re
 from typing import Callable, Optional
 
 import tensorflow as tf
 import tensorflow_datasets as tfds
 
-from zoo.datasets import shapes  # registers the builder with tfds
+from zoo.datasets import celeb_a_manual, idx, image_folder, shapes  # registers the builders with tfds
 from zoo.errors import DatasetUnavailableError, UsageError
 from zoo.registry import DATASETS
 
@@ -84,15 +87,123 @@ def register_tfds(kind, channels, num_classes, help_text="", **source_fields):
     return make
 
 
-register_tfds("mnist", channels=1, num_classes=10)
-register_tfds("fashion_mnist", channels=1, num_classes=10)
 register_tfds("cifar10", channels=3, num_classes=10)
 register_tfds("shapes", channels=3, num_classes=len(shapes.CLASS_NAMES))
+
+
+@dataclasses.dataclass(eq=False)
+class LocalFiles(tfds.core.BuilderConfig):
+    """Builder config of one of the project's builders over files on this machine."""
+
+    folder: str = ""
+    files: tuple = dataclasses.field(default=(), repr=False)  # relative to `folder`: what the builder reads
+
+
+def prepare_local(kind, builder_class, folder, files, config, origin):
+    """`builder_class` over `files` in `folder`, prepared in the data_dir.
+
+    Each distinct folder and set of files (names, sizes, modification times) is
+    a config of its own, so two folders never share a prepared copy and a
+    changed folder is prepared afresh.
+    """
+    folder = os.path.realpath(folder)
+    digest = hashlib.sha1(folder.encode())
+    for name in files:
+        stat = os.stat(os.path.join(folder, name))
+        digest.update(f"\0{name}\0{stat.st_size}\0{stat.st_mtime_ns}".encode())
+    slug = re.sub(r"[^a-z0-9]+", "_", os.path.basename(folder).lower()).strip("_")
+    builder = builder_class(data_dir=config.data_dir, config=LocalFiles(
+        name=f"{slug}_{digest.hexdigest()[:12]}", folder=folder, files=tuple(files)))
+    logging.info("%s: %s, prepared in %s", kind, origin, builder.data_dir)
+    builder.download_and_prepare()
+    return builder
+
+
+@dataclasses.dataclass(frozen=True)
+class LocalSource:
+    """Where files on this machine may hold a dataset, and the builder of ours that reads them."""
+
+    builder_class: type
+    folder: Callable  # config -> the folder to look in, or None: nothing to look at
+    list_files: Callable  # folder -> the files the builder reads; raises if the folder lacks them
+    origin: str  # "... {folder} ...", for the log line saying which source was used
+
+
+MANUAL_IDX = LocalSource(idx.IdxImages, lambda config: config.manual_dir,
+                         lambda folder: list(idx.find_files(folder).values()), "the IDX files in --manual_dir={}")
+DEBIAN_FASHION_MNIST = "/usr/share/datasets/fashion-mnist"
+DEBIAN_IDX = LocalSource(idx.IdxImages, lambda config: DEBIAN_FASHION_MNIST if os.path.isdir(DEBIAN_FASHION_MNIST)
+                         else None, MANUAL_IDX.list_files, "the IDX files in {} (Debian package dataset-fashion-mnist)")
+MANUAL_CELEB_A = LocalSource(celeb_a_manual.CelebAManual, lambda config: config.manual_dir,
+                             celeb_a_manual.source_files, "the CelebA files in --manual_dir={}")
+
+
+def local_or_tfds(kind, config, local_sources, help_text):
+    """tfds's prepared copy of `kind` if there is one, else the first local source there is, else tfds's download.
+
+    Local sources come before the download, which takes minutes to fail offline.
+    A folder a source names that lacks the files is an error, not a fall-through.
+    """
+
+    def prepare():
+        builder = tfds.builder(kind, data_dir=config.data_dir)
+        if builder.is_prepared():
+            logging.info("%s: tfds's prepared copy in %s", kind, builder.data_dir)
+            return builder
+        for source in local_sources:
+            folder = source.folder(config)
+            if folder:
+                return prepare_local(kind, source.builder_class, folder, source.list_files(folder), config,
+                                     source.origin.format(folder))
+        logging.info("%s: no local copy; trying tfds's download (offline, it takes minutes to fail)", kind)
+        return tfds_prepare(kind, config, help_text)()
+
+    return prepare
+
+
+_IDX_HELP = ("--manual_dir=DIR with the four IDX files " + ", ".join(
+    f"{name}.gz" for pair in idx.SPLIT_FILES.values() for name in pair) + " (or unzipped)")
+FASHION_MNIST_NAMES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
+                       "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot")
+
+
+def register_local_or_tfds(kind, local_sources, help_text, channels, num_classes, **source_fields):
+    """Registers a tfds dataset that can also be had from files on this machine."""
+
+    @DATASETS.register(kind)
+    def make(config, argument):
+        _no_argument(kind, argument)
+        return DataSource(name=kind, channels=channels, num_classes=num_classes,
+                          prepare=local_or_tfds(kind, config, local_sources, help_text), **source_fields)
+
+    return make
+
+
+register_local_or_tfds("mnist", [MANUAL_IDX], f"To train offline, pass {_IDX_HELP}.",
+                       channels=1, num_classes=10, class_names=tuple("0123456789"))
+register_local_or_tfds("fashion_mnist", [MANUAL_IDX, DEBIAN_IDX],
+                       f"To train offline, `apt-get install dataset-fashion-mnist`, or pass {_IDX_HELP}.",
+                       channels=1, num_classes=10, class_names=FASHION_MNIST_NAMES)
 # The DCGAN paper's CelebA preprocessing: the central 108x108 of the aligned 178x218 faces.
-register_tfds("celeb_a", channels=3, num_classes=0, crop_size=108, label_key=None,
-              test_split="test",
-              help_text="CelebA's Google Drive download is often refused: see the README's "
-                        "Datasets section for training on files you already have.")
+register_local_or_tfds("celeb_a", [MANUAL_CELEB_A],
+                       "CelebA's Google Drive download is often refused: pass --manual_dir=DIR with "
+                       "img_align_celeba/ or img_align_celeba.zip (see the README's Datasets section).",
+                       channels=3, num_classes=0, crop_size=108, label_key=None, test_split="test")
+
+
+@DATASETS.register("folder")
+def image_folder_source(config, argument):
+    """`folder:PATH`: the JPEG/PNG images under PATH, labelled by class subfolders if they have them."""
+    if argument is None:
+        raise UsageError("dataset 'folder' needs a path: --dataset=folder:PATH")
+    folder = os.path.expanduser(argument)
+    files = image_folder.list_files(folder)
+    classes = image_folder.class_names(files)
+    return DataSource(
+        name=f"folder:{argument}", channels=3, num_classes=len(classes), class_names=classes,
+        label_key="label" if classes else None, test_split="train",
+        prepare=lambda: prepare_local(f"folder:{argument}", image_folder.ImageFolder, folder, files, config,
+                                      f"the images in {folder}"))
 
 
 def _crop_and_resize(image, size, crop_size):
