@@ -4,7 +4,11 @@ import tensorflow as tf
 
 
 def adam(config):
-    return keras.optimizers.Adam(learning_rate=config.learning_rate, beta_1=config.beta_1)
+    return adam_from(config.learning_rate, config.beta_1)
+
+
+def adam_from(learning_rate, beta_1):
+    return keras.optimizers.Adam(learning_rate=learning_rate, beta_1=beta_1)
 
 
 def minimize(optimizer, loss_fn, variables):

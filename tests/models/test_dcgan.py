@@ -1,0 +1,99 @@
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from zoo import losses, optim
+from zoo.models.dcgan import DCGAN, build_discriminator, build_generator
+
+
+def _sigmoid(x):
+    return 1.0 / (1.0 + np.exp(-x))
+
+
+@pytest.mark.parametrize("image_size", [32, 64])
+@pytest.mark.parametrize("channels", [1, 3])
+def test_networks_map_latents_to_images_and_images_to_one_logit(image_size, channels):
+    generator = build_generator(image_size, channels, latent_dim=8, base_filters=4)
+    discriminator = build_discriminator(image_size, channels, base_filters=4)
+    images = generator(tf.random.normal([2, 8]))
+    assert images.shape == (2, image_size, image_size, channels)
+    assert float(tf.reduce_max(tf.abs(images))) <= 1.0  # tanh output
+    assert discriminator(images).shape == (2, 1)
+
+
+def test_networks_follow_the_paper_no_pooling_batch_norm_and_leaky_relu():
+    kinds = [type(layer).__name__ for layer in build_discriminator(32, 3, 4).layers]
+    assert "LeakyReLU" in kinds and not any("Pool" in kind for kind in kinds)
+    assert kinds[:3] == ["InputLayer", "Conv2D", "LeakyReLU"]  # no batch norm on D's input layer
+    kinds = [type(layer).__name__ for layer in build_generator(32, 3, 8, 4).layers]
+    assert "Conv2DTranspose" in kinds and "BatchNormalization" in kinds and "ReLU" in kinds
+
+
+def test_gan_losses_equal_their_formulas():
+    real, fake = np.array([[2.0], [-1.0], [0.3]]), np.array([[-3.0], [0.5], [8.0]])
+    expected_d = -np.log(_sigmoid(real[:, 0])) - np.log(1.0 - _sigmoid(fake[:, 0]))
+    expected_g = -np.log(_sigmoid(fake[:, 0]))
+    np.testing.assert_allclose(losses.discriminator_loss(real, fake), expected_d, rtol=1e-5)
+    np.testing.assert_allclose(losses.generator_loss(fake), expected_g, rtol=1e-5)
+
+
+def test_gan_losses_stay_finite_where_the_probabilities_saturate():
+    assert np.isfinite(losses.discriminator_loss(np.array([[-200.0]]), np.array([[200.0]]))).all()
+    assert np.isfinite(losses.generator_loss(np.array([[-200.0]]))).all()
+
+
+@pytest.fixture
+def model():
+    dcgan = DCGAN(image_size=32, channels=3, latent_dim=8, base_filters=4, seed=1)
+    dcgan.compile(d_optimizer=optim.adam_from(2e-4, 0.5), g_optimizer=optim.adam_from(2e-4, 0.5))
+    return dcgan
+
+
+def _hand_made_batch():
+    rng = np.random.default_rng(0)
+    return {"images": tf.constant(rng.uniform(-1, 1, (4, 32, 32, 3)), tf.float32)}
+
+
+def test_train_step_moves_both_networks(model):
+    before = [w.numpy().copy() for w in model.generator.trainable_weights + model.discriminator.trainable_weights]
+    model.train_step(_hand_made_batch())
+    after = model.generator.trainable_weights + model.discriminator.trainable_weights
+    changed = [not np.allclose(b, a.numpy()) for b, a in zip(before, after)]
+    n_generator = len(model.generator.trainable_weights)
+    assert all(changed[:n_generator]) and all(changed[n_generator:])
+    assert int(model.step) == 1
+
+
+def test_train_step_reports_the_textbook_losses_of_its_batch(model):
+    batch = _hand_made_batch()
+    state = model.seed_generator.state.numpy()
+    z_d = optim.latents(model.seed_generator, 4, 8)  # the latents train_step will draw
+    z_g = optim.latents(model.seed_generator, 4, 8)
+    model.seed_generator.state.assign(state)
+    real_logits = model.discriminator(batch["images"], training=True).numpy()[:, 0]
+    fake_logits = model.discriminator(model.generator(z_d, training=True), training=True).numpy()[:, 0]
+    expected_d = np.mean(-np.log(_sigmoid(real_logits)) - np.log(1 - _sigmoid(fake_logits)))
+    generator_before = [w.numpy() for w in model.generator.weights]
+
+    logs = model.train_step(batch)
+
+    # The generator step sees the discriminator after its own step and the generator before it.
+    generator_after = [w.numpy() for w in model.generator.weights]
+    for w, value in zip(model.generator.weights, generator_before):
+        w.assign(value)
+    fake_logits = model.discriminator(model.generator(z_g, training=True), training=True).numpy()[:, 0]
+    expected_g = np.mean(-np.log(_sigmoid(fake_logits)))
+    for w, value in zip(model.generator.weights, generator_after):
+        w.assign(value)
+    np.testing.assert_allclose(float(logs["d_loss"]), expected_d, rtol=1e-4)
+    np.testing.assert_allclose(float(logs["g_loss"]), expected_g, rtol=1e-4)
+
+
+def test_model_round_trips_through_keras_saving(model, tmp_path):
+    import keras
+    path = str(tmp_path / "dcgan.keras")
+    model.save(path)
+    loaded = keras.saving.load_model(path, compile=False)
+    assert isinstance(loaded, DCGAN) and loaded.latent_dim == 8
+    z = tf.random.normal([2, 8])
+    np.testing.assert_allclose(loaded.generator(z), model.generator(z), atol=1e-6)
