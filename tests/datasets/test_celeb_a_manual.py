@@ -173,3 +173,13 @@ def test_batches_are_centre_crops_in_unit_range(tmp_path):
     assert num_examples == 3
     assert images.shape == (2, 64, 64, 3) and images.dtype == np.float32
     assert -1 <= images.min() and images.max() <= 1
+
+
+def test_without_manual_dir_tfds_downloads_and_its_error_points_to_manual_dir(tmp_path, monkeypatch):
+    def fail(builder, download_config):
+        raise ConnectionError("Google Drive quota exceeded")
+
+    monkeypatch.setattr(tfds.builder_cls("celeb_a"), "download_and_prepare", fail)
+    with pytest.raises(DatasetUnavailableError, match="pass --manual_dir=DIR with img_align_celeba/ or "
+                                                      "img_align_celeba.zip"):
+        get_source(zoo.Config(dataset="celeb_a", data_dir=str(tmp_path))).prepare()

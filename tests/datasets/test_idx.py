@@ -1,12 +1,14 @@
 """Specification of the IDX (MNIST-format) reader and builder."""
 import gzip
+import logging
 import os
 
 import numpy as np
 import pytest
+import tensorflow_datasets as tfds
 
 import zoo
-from zoo.datasets import idx, pipelines
+from zoo.datasets import get_source, idx, make_dataset, pipelines
 from zoo.errors import DatasetUnavailableError
 
 FASHION_MNIST = pipelines.DEBIAN_FASHION_MNIST
@@ -148,3 +150,96 @@ def test_builder_yields_the_files_images_and_labels(tmp_path):
         examples = builder.as_dataset(split=split, shuffle_files=False).as_numpy_iterator()
         got = {ex["image"].tobytes(): int(ex["label"]) for ex in examples}
         assert got == {image[..., None].tobytes(): int(label) for image, label in zip(images, labels)}
+
+
+# Where --dataset=mnist and --dataset=fashion_mnist take their data from.
+
+@pytest.fixture
+def download_fails(monkeypatch):
+    """tfds's download as it fails offline, without the minutes of DNS retries; records the attempts."""
+    attempts = []
+
+    def fail(builder, download_config):
+        attempts.append(builder.name)
+        raise ConnectionError("Failed to resolve 'storage.googleapis.com'")
+
+    for name in ("mnist", "fashion_mnist"):
+        monkeypatch.setattr(tfds.builder_cls(name), "download_and_prepare", fail)
+    return attempts
+
+
+def debian_package(monkeypatch, folder):
+    """Pretends the Debian package installed its files in `folder` (which may not exist)."""
+    monkeypatch.setattr(pipelines, "DEBIAN_FASHION_MNIST", str(folder))
+
+
+def prepared(dataset, tmp_path, caplog, **config):
+    config = zoo.Config(dataset=dataset, data_dir=str(tmp_path / "tfds"), **config)
+    with caplog.at_level(logging.INFO):
+        return get_source(config).prepare()
+
+
+def test_manual_dir_of_idx_files_comes_before_the_download(tmp_path, caplog, download_fails):
+    write_idx_folder(tmp_path / "idx", gz=True)
+    builder = prepared("mnist", tmp_path, caplog, manual_dir=str(tmp_path / "idx"))
+    assert isinstance(builder, idx.IdxImages) and not download_fails
+    assert builder.info.splits["train"].num_examples == 12
+    assert f"mnist: the IDX files in --manual_dir={tmp_path / 'idx'}" in caplog.text
+
+
+def test_fashion_mnist_falls_back_to_the_debian_package(tmp_path, caplog, monkeypatch, download_fails):
+    write_idx_folder(tmp_path / "debian", num_train=20)
+    debian_package(monkeypatch, tmp_path / "debian")
+    builder = prepared("fashion_mnist", tmp_path, caplog)
+    assert builder.info.splits["train"].num_examples == 20 and not download_fails
+    assert f"fashion_mnist: the IDX files in {tmp_path / 'debian'} (Debian package dataset-fashion-mnist)" \
+        in caplog.text
+
+
+def test_manual_dir_wins_over_the_debian_package(tmp_path, caplog, monkeypatch):
+    write_idx_folder(tmp_path / "debian", num_train=20)
+    write_idx_folder(tmp_path / "mine", num_train=30)
+    debian_package(monkeypatch, tmp_path / "debian")
+    builder = prepared("fashion_mnist", tmp_path, caplog, manual_dir=str(tmp_path / "mine"))
+    assert builder.info.splits["train"].num_examples == 30
+
+
+def test_manual_dir_without_the_files_is_an_error_not_a_fall_through(tmp_path, caplog, download_fails):
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(DatasetUnavailableError, match="empty has no train-images-idx3-ubyte"):
+        prepared("fashion_mnist", tmp_path, caplog, manual_dir=str(tmp_path / "empty"))
+    assert not download_fails
+
+
+def test_a_prepared_tfds_copy_comes_first(tmp_path, caplog, monkeypatch):
+    write_idx_folder(tmp_path / "idx")
+    monkeypatch.setattr(tfds.builder_cls("mnist"), "is_prepared", lambda builder: True)
+    builder = prepared("mnist", tmp_path, caplog, manual_dir=str(tmp_path / "idx"))
+    assert builder.name == "mnist" and not isinstance(builder, idx.IdxImages)
+    assert "mnist: tfds's prepared copy in" in caplog.text
+
+
+@pytest.mark.parametrize("dataset, advice", [
+    ("fashion_mnist", "`apt-get install dataset-fashion-mnist`, or pass --manual_dir=DIR with the four IDX files"),
+    ("mnist", "pass --manual_dir=DIR with the four IDX files train-images-idx3-ubyte.gz"),
+])
+def test_without_any_source_the_error_says_how_to_provide_the_files(tmp_path, caplog, monkeypatch,
+                                                                   download_fails, dataset, advice):
+    debian_package(monkeypatch, tmp_path / "not-installed")
+    with pytest.raises(DatasetUnavailableError, match="could not download") as error:
+        prepared(dataset, tmp_path, caplog)
+    assert download_fails == [dataset]
+    assert advice in str(error.value) and "\n" not in str(error.value)
+
+
+def test_batches_are_float32_in_unit_range_with_labels(tmp_path):
+    write_idx_folder(tmp_path / "idx", num_train=16)
+    config = zoo.Config(dataset="fashion_mnist", manual_dir=str(tmp_path / "idx"),
+                        data_dir=str(tmp_path / "tfds"), image_size=32)
+    source = get_source(config)
+    batches, num_examples = make_dataset(source, config, "train", batch_size=4, training=True, with_labels=True)
+    batch = next(iter(batches))
+    assert num_examples == 16
+    assert batch["images"].shape == (4, 32, 32, 1) and batch["images"].dtype == np.float32
+    assert -1 <= batch["images"].numpy().min() < batch["images"].numpy().max() <= 1
+    assert batch["labels"].dtype == np.int32 and set(batch["labels"].numpy()) <= set(range(10))

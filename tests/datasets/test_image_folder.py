@@ -8,7 +8,7 @@ import pytest
 from PIL import Image
 
 import zoo
-from zoo.datasets import get_source, image_folder
+from zoo.datasets import get_source, image_folder, make_dataset
 from zoo.errors import DatasetUnavailableError, UsageError
 
 
@@ -155,3 +155,20 @@ def test_a_changed_folder_is_prepared_afresh(tmp_path):
     assert len(examples(folder_source(tmp_path / "pics", tmp_path / "tfds"))) == 1
     write_file(tmp_path / "pics" / "b.jpg", encoded("red"))
     assert len(examples(folder_source(tmp_path / "pics", tmp_path / "tfds"))) == 2
+
+
+def test_batches_are_float32_in_unit_range_with_labels(tmp_path):
+    for index in range(4):
+        write_file(tmp_path / "pets" / "cats" / f"{index}.jpg", encoded((200, 0, 0), size=(40, 30)))
+        write_file(tmp_path / "pets" / "dogs" / f"{index}.png", encoded((0, 0, 200), size=(30, 60), format="PNG"))
+    config = zoo.Config(dataset=f"folder:{tmp_path / 'pets'}", data_dir=str(tmp_path / "tfds"), image_size=32)
+    batches, num_examples = make_dataset(get_source(config), config, "train", batch_size=8, training=True,
+                                         with_labels=True)
+    batch = next(iter(batches))
+    images, labels = batch["images"].numpy(), batch["labels"].numpy()
+    assert num_examples == 8
+    assert images.shape == (8, 32, 32, 3) and images.dtype == np.float32
+    assert -1 <= images.min() < images.max() <= 1
+    assert labels.dtype == np.int32
+    # Every image, whatever its size, is its class's colour once cropped and resized.
+    np.testing.assert_array_equal(images[..., 2].mean(axis=(1, 2)) > 0, labels == 1)
