@@ -35,6 +35,8 @@ def find_files(folder):
     Plain or .gz says nothing of the content: browsers often unpack a download
     but keep its .gz name, so read_bytes looks at the bytes.
     """
+    if not os.path.isdir(folder):
+        raise DatasetUnavailableError(f"{folder} is not a folder; expected one holding the four IDX files")
     names = [name for pair in SPLIT_FILES.values() for name in pair]
     found = {}
     for name in names:

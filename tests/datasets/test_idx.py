@@ -65,6 +65,11 @@ def test_a_missing_file_is_named(tmp_path):
         idx.find_files(tmp_path)
 
 
+def test_a_missing_folder_is_named(tmp_path):
+    with pytest.raises(DatasetUnavailableError, match=f"{tmp_path / 'nowhere'} is not a folder"):
+        idx.find_files(tmp_path / "nowhere")
+
+
 def _corrupt(tmp_path, name, data):
     write_idx_folder(tmp_path)
     return write(tmp_path, name, data)
