@@ -27,7 +27,7 @@ import numpy as np
 import tensorflow_datasets as tfds
 
 from zoo.datasets import image_folder
-from zoo.errors import DatasetUnavailableError
+from zoo.errors import DatasetUnavailableError, UsageError
 
 IMAGES_FOLDER = "img_align_celeba"
 IMAGES_ZIP = "img_align_celeba.zip"
@@ -103,6 +103,23 @@ def read_attributes(path):
 def read_partitions(path):
     """{image name: split} from list_eval_partition.txt."""
     return {image: SPLITS[int(values[0])] for image, values in _table(path, 1, 1, {"0", "1", "2"}).items()}
+
+
+def check_attributes(builder, names):
+    """`names` if the prepared celeb_a `builder` (tfds's or this one) has those attributes.
+
+    What the conditional GAN calls to condition on attributes: without
+    list_attr_celeba.txt there are none, and that is an error only then.
+    """
+    if "attributes" not in builder.info.features:
+        raise DatasetUnavailableError(
+            f"{builder.builder_config.folder} has no {ATTRIBUTES_FILE}, so CelebA's attributes are unavailable "
+            f"to condition on; put that file (from the authors' Anno folder) beside {IMAGES_FOLDER}")
+    known = list(builder.info.features["attributes"].keys())
+    unknown = [name for name in names if name not in known]
+    if unknown:
+        raise UsageError(f"CelebA has no attribute {', '.join(unknown)}; known: {', '.join(known)}")
+    return names
 
 
 def _is_hidden(name):

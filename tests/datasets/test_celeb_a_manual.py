@@ -109,9 +109,20 @@ def test_without_partition_file_the_split_is_by_number(tmp_path):
                                          "test": [182638, 202599]}
 
 
+def test_attributes_are_checked_when_asked_for(tmp_path):
+    builder = celeb_a_source(write_celeb_a(tmp_path / "celeba"), tmp_path / "tfds").prepare()
+    assert celeb_a_manual.check_attributes(builder, ["Smiling", "Male"]) == ["Smiling", "Male"]
+    with pytest.raises(UsageError, match="CelebA has no attribute Smilling; known: 5_o_Clock_Shadow, "):
+        celeb_a_manual.check_attributes(builder, ["Smilling"])
+
+
 def test_without_attribute_file_examples_have_no_attributes(tmp_path):
     source = celeb_a_source(write_celeb_a(tmp_path / "celeba", attributes=False), tmp_path / "tfds")
-    assert set(source.prepare().info.features) == {"image"}
+    builder = source.prepare()
+    assert set(builder.info.features) == {"image"}
+    with pytest.raises(DatasetUnavailableError, match="celeba has no list_attr_celeba.txt, so CelebA's attributes "
+                                                      "are unavailable"):
+        celeb_a_manual.check_attributes(builder, ["Smiling"])
     config = zoo.Config(dataset="celeb_a", manual_dir=str(tmp_path / "celeba"), data_dir=str(tmp_path / "tfds"))
     with pytest.raises(UsageError, match="'celeb_a' has no labels"):
         make_dataset(source, config, "train", batch_size=2, training=True, with_labels=True)
