@@ -171,16 +171,20 @@ class CelebAManual(tfds.core.GeneratorBasedBuilder):
         )
 
     def _split_generators(self, dl_manager):
+        """A generator per split that has images: tfds refuses empty splits, and a partial copy has some."""
         del dl_manager  # the files are local
-        return {split: self._generate_examples(split) for split in SPLITS}
-
-    def _generate_examples(self, split):
         files = self.builder_config.files
         partitions = read_partitions(self._path(PARTITION_FILE)) if PARTITION_FILE in files else {}
+        with _opened_images(self.builder_config.folder, files) as images:
+            splits = {name: split_of(os.path.basename(name), partitions) for name in images}
+        return {split: self._generate_examples(split, [name for name in splits if splits[name] == split])
+                for split in SPLITS if split in splits.values()}
+
+    def _generate_examples(self, split, names):
+        files = self.builder_config.files
         attributes = read_attributes(self._path(ATTRIBUTES_FILE)) if ATTRIBUTES_FILE in files else None
         skips = image_folder.Skips(f"{self.builder_config.folder} ({split} split)")
         with _opened_images(self.builder_config.folder, files) as images:
-            names = [name for name in images if split_of(os.path.basename(name), partitions) == split]
             for name in names:
                 example, reason = _example(name, images[name], attributes)
                 if reason:

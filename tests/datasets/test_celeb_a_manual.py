@@ -71,7 +71,7 @@ def celeb_a_source(manual_dir, data_dir):
 def numbers_by_split(builder):
     return {split: sorted(NUMBERS[index_of(ex["image"])] for ex in
                           builder.as_dataset(split=split, shuffle_files=False).as_numpy_iterator())
-            for split in celeb_a_manual.SPLITS}
+            for split in builder.info.splits}
 
 
 @pytest.mark.parametrize("number, split", [
@@ -114,6 +114,12 @@ def test_attributes_are_checked_when_asked_for(tmp_path):
     assert celeb_a_manual.check_attributes(builder, ["Smiling", "Male"]) == ["Smiling", "Male"]
     with pytest.raises(UsageError, match="CelebA has no attribute Smilling; known: 5_o_Clock_Shadow, "):
         celeb_a_manual.check_attributes(builder, ["Smilling"])
+
+
+def test_a_partial_copy_has_only_the_splits_its_images_fall_in(tmp_path):
+    images = {f"{number:06d}.jpg": face(index) for index, number in enumerate(NUMBERS[:3])}
+    source = celeb_a_source(write_celeb_a(tmp_path / "celeba", images=images, partition=False), tmp_path / "tfds")
+    assert numbers_by_split(source.prepare()) == {"train": [1, 2, 3]}
 
 
 def test_without_attribute_file_examples_have_no_attributes(tmp_path):
