@@ -61,10 +61,11 @@ def class_names(files):
 def image_input(data, shape=None):
     """Encoded image `data` as a tfds Image feature takes it, checked to decode.
 
-    JPEG and PNG bytes that TensorFlow decodes to the right RGB picture are kept
-    as they are (re-encoding would lose quality or multiply the size); others
-    (CMYK, alpha, palette, EXIF-rotated) become an upright RGB array. With
-    `shape` (height, width), other sizes are unusable. Raises UnusableImage.
+    JPEG and PNG bytes are kept as they are: re-encoding would lose quality or
+    multiply the size, and TensorFlow decodes every mode of them (grey, CMYK,
+    palette, alpha, 16 bits) to RGB. Only EXIF-rotated photos, which TensorFlow
+    would show sideways, become an upright RGB array. With `shape` (height,
+    width), other sizes are unusable. Raises UnusableImage.
     """
     try:
         image = Image.open(io.BytesIO(data))
@@ -79,9 +80,7 @@ def image_input(data, shape=None):
         raise UnusableImage(f"{image.format}, not JPEG or PNG")
     if shape and (upright.height, upright.width) != tuple(shape):
         raise UnusableImage(f"{upright.width}x{upright.height} pixels, expected {shape[1]}x{shape[0]}")
-    if not rotated and image.mode in ("RGB", "L"):
-        return data
-    return np.asarray(upright.convert("RGB"))
+    return np.asarray(upright.convert("RGB")) if rotated else data
 
 
 class Skips:

@@ -5,6 +5,7 @@ import os
 
 import numpy as np
 import pytest
+import tensorflow as tf
 from PIL import Image
 
 import zoo
@@ -73,15 +74,18 @@ def test_hidden_files_and_folders_are_ignored(tmp_path):
     assert image_folder.list_files(tmp_path) == [os.path.join("cats", "a.jpg")]
 
 
-def test_plain_rgb_jpeg_and_png_are_kept_byte_for_byte():
-    for data in (encoded("red"), encoded("blue", format="PNG"), encoded(128, mode="L")):
-        assert image_folder.image_input(data) is data
-
-
-@pytest.mark.parametrize("mode, colour", [("RGBA", (10, 20, 30, 255)), ("P", 3), ("CMYK", (0, 0, 0, 0))])
-def test_other_modes_become_rgb_arrays(mode, colour):
-    image = image_folder.image_input(encoded(colour, format="PNG" if mode != "CMYK" else "JPEG", mode=mode))
-    assert image.dtype == np.uint8 and image.shape == (12, 20, 3)
+@pytest.mark.parametrize("mode, colour, format", [
+    ("RGB", (200, 30, 10), "JPEG"), ("L", 128, "JPEG"), ("CMYK", (0, 255, 0, 0), "JPEG"), ("RGB", (200, 30, 10), "PNG"),
+    ("RGBA", (10, 20, 30, 128), "PNG"), ("P", 3, "PNG"), ("LA", (100, 200), "PNG"), ("I;16", 40000, "PNG")])
+def test_jpeg_and_png_are_kept_byte_for_byte_and_tensorflow_decodes_them_to_rgb(mode, colour, format):
+    data = encoded(colour, format=format, mode=mode)
+    assert image_folder.image_input(data) is data
+    decoded = tf.image.decode_image(data, channels=3, dtype=tf.uint8).numpy()
+    if mode == "I;16":  # TensorFlow scales 16 bits to 8 (40000 -> 156) where PIL's convert would clip
+        expected = np.full((12, 20, 3), 156)
+    else:
+        expected = np.asarray(Image.open(io.BytesIO(data)).convert("RGB"))
+    np.testing.assert_allclose(decoded, expected, atol=2)
 
 
 def test_exif_rotated_photos_are_stored_upright():
