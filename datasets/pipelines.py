@@ -231,7 +231,7 @@ def make_dataset(source, config, split, *, batch_size, training, with_labels=Fal
         return features
 
     dataset = dataset.map(decode, num_parallel_calls=tf.data.AUTOTUNE)
-    num_examples = builder.info.splits[split].num_examples
+    num_examples = _num_examples(builder, dataset, split)
     if num_examples * config.image_size ** 2 * source.channels <= CACHE_LIMIT_BYTES:
         dataset = dataset.cache()
     if training:
@@ -239,6 +239,14 @@ def make_dataset(source, config, split, *, batch_size, training, with_labels=Fal
     dataset = dataset.batch(batch_size, drop_remainder=True)
     dataset = dataset.map(_to_unit_range, num_parallel_calls=tf.data.AUTOTUNE)
     return dataset.prefetch(tf.data.AUTOTUNE), num_examples
+
+
+def _num_examples(builder, dataset, split):
+    """The split's size from tfds's metadata; from the dataset itself where there is none
+    (tfds.testing.mock_data); 0 where neither knows."""
+    if split in builder.info.splits:
+        return builder.info.splits[split].num_examples
+    return max(int(dataset.cardinality()), 0)
 
 
 def _to_unit_range(features):
