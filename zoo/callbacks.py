@@ -49,7 +49,7 @@ class MetricsLog(keras.callbacks.Callback):
         self.start = time.time()
 
     def on_epoch_end(self, epoch, logs=None):
-        record = {"epoch": epoch + 1, "step": int(self.model.step), "seconds": round(time.time() - self.start, 2),
+        record = {"epoch": epoch + 1, "step": int(self.model.step.numpy()), "seconds": round(time.time() - self.start, 2),
                   **{name: float(value) for name, value in (logs or {}).items()}}
         with open(self.path, "a") as f:
             f.write(json.dumps(record) + "\n")
