@@ -2,6 +2,8 @@
 
     python train.py                                   # DCGAN on the built-in shapes, ~5 min on 2 CPU cores
     python train.py --model=dcgan --dataset=celeb_a --image_size=64 --base_filters=64
+    python train.py --model=vae --dataset=fashion_mnist --epochs=5
+    python train.py --model=cgan --dataset=celeb_a --condition_on=Smiling
 
 Rerunning the same command resumes from the work directory's last checkpoint.
 """
@@ -15,6 +17,7 @@ from absl import app, flags  # noqa: E402
 
 import zoo  # noqa: E402
 from zoo import device  # noqa: E402
+from zoo.config import LIKELIHOODS  # noqa: E402
 from zoo.datasets.pipelines import parse_dataset_name  # noqa: E402
 from zoo.errors import UsageError  # noqa: E402
 
@@ -46,6 +49,18 @@ flags.DEFINE_enum("strategy", DEFAULTS.strategy, device.STRATEGIES,
 flags.DEFINE_string("data_dir", None, "tfds data directory (default: tfds's, ~/tensorflow_datasets).")
 flags.DEFINE_string("manual_dir", None, "Folder of dataset files you already have (see README, Datasets).")
 flags.DEFINE_integer("num_samples", DEFAULTS.num_samples, "Images in each epoch's sample grid.")
+flags.DEFINE_enum("likelihood", DEFAULTS.likelihood, LIKELIHOODS,
+                  "VAE decoder likelihood p(x|z): bernoulli on pixels in [0, 1], or logistic discretised "
+                  "to the 256 pixel values; auto: bernoulli for 1-channel datasets, logistic for colour.")
+flags.DEFINE_float("kl_weight", DEFAULTS.kl_weight,
+                   "VAE beta: weight of the KL term in the training loss (1: the ELBO). The reported test "
+                   "negative ELBO always uses 1.")
+flags.DEFINE_integer("iw_samples", DEFAULTS.iw_samples,
+                     "VAE: importance samples per test image for the importance-weighted log-likelihood "
+                     "estimate after training; 0: off.")
+flags.DEFINE_string("condition_on", DEFAULTS.condition_on,
+                    "celeb_a: comma-separated attributes (e.g. Smiling,Male) whose on/off bits form the class "
+                    "label the cgan conditions on: sum of bit_i * 2^i, so 2^k classes.")
 
 
 def _check(lookup):

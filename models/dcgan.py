@@ -27,7 +27,10 @@ def _conv_init():
 
 
 def _batch_norm():
-    return keras.layers.BatchNormalization(gamma_initializer=keras.initializers.RandomNormal(1.0, 0.02))
+    # Momentum 0.9 (Keras's default is 0.99): the moving statistics that sample grids and
+    # exports use must keep up with a generator that changes fast.
+    return keras.layers.BatchNormalization(momentum=0.9,
+                                           gamma_initializer=keras.initializers.RandomNormal(1.0, 0.02))
 
 
 def build_generator(image_size, channels, latent_dim, base_filters, condition_dim=0):
@@ -71,13 +74,17 @@ class DCGAN(keras.Model):
     needs_labels = False
     config_defaults = {}  # Config defaults are the DCGAN paper's
     optimizer_names = ("d_optimizer", "g_optimizer")
+    evaluations = ()  # zoo.metrics plug-ins run on the test split at the end of training
 
-    def __init__(self, image_size=32, channels=3, latent_dim=100, base_filters=64, seed=0, **kwargs):
+    def __init__(self, image_size=32, channels=3, latent_dim=100, base_filters=64, seed=0, num_classes=0,
+                 **kwargs):
+        """`num_classes` > 0 widens the networks' inputs for the conditional GAN's one-hot labels."""
         super().__init__(**kwargs)
         self.image_size, self.channels = image_size, channels
         self.latent_dim, self.base_filters, self.seed = latent_dim, base_filters, seed
-        self.generator = build_generator(image_size, channels, latent_dim, base_filters)
-        self.discriminator = build_discriminator(image_size, channels, base_filters)
+        self.num_classes = num_classes
+        self.generator = build_generator(image_size, channels, latent_dim, base_filters, num_classes)
+        self.discriminator = build_discriminator(image_size, channels, base_filters, num_classes)
         self.seed_generator = keras.random.SeedGenerator(seed)
         self.d_loss_tracker = keras.metrics.Mean(name="d_loss")
         self.g_loss_tracker = keras.metrics.Mean(name="g_loss")
@@ -111,20 +118,28 @@ class DCGAN(keras.Model):
     def call(self, z, training=False):
         return self.generator(z, training=training)
 
+    def generate(self, z, labels, training):
+        """G(z); the conditional GAN's G also takes the labels (None here)."""
+        return self.generator(z, training=training)
+
+    def discriminate(self, images, labels, training):
+        """D's logits for `images`; the conditional GAN's D also takes the labels (None here)."""
+        return self.discriminator(images, training=training)
+
     def train_step(self, batch):
-        real = batch["images"]
+        real, labels = batch["images"], batch.get("labels")
         batch_size = tf.shape(real)[0]
 
         def discriminator_loss():
-            fake = self.generator(optim.latents(self.seed_generator, batch_size, self.latent_dim),
-                                  training=True)
-            return tf.reduce_mean(losses.discriminator_loss(
-                self.discriminator(real, training=True), self.discriminator(fake, training=True)))
+            fake = self.generate(optim.latents(self.seed_generator, batch_size, self.latent_dim), labels,
+                                 training=True)
+            return tf.reduce_mean(losses.discriminator_loss(self.discriminate(real, labels, training=True),
+                                                            self.discriminate(fake, labels, training=True)))
 
         def generator_loss():
-            fake = self.generator(optim.latents(self.seed_generator, batch_size, self.latent_dim),
-                                  training=True)
-            return tf.reduce_mean(losses.generator_loss(self.discriminator(fake, training=True)))
+            fake = self.generate(optim.latents(self.seed_generator, batch_size, self.latent_dim), labels,
+                                 training=True)
+            return tf.reduce_mean(losses.generator_loss(self.discriminate(fake, labels, training=True)))
 
         self.d_loss_tracker.update_state(optim.minimize(
             self.d_optimizer, discriminator_loss, self.discriminator.trainable_variables))
@@ -132,8 +147,11 @@ class DCGAN(keras.Model):
             self.g_optimizer, generator_loss, self.generator.trainable_variables))
         return {m.name: m.result() for m in self.metrics}
 
-    def grid_inputs(self, num, seed):
-        """The fixed latents of every epoch's sample grid."""
+    def grid_inputs(self, num, seed, test_images=None):
+        """The fixed latents of every epoch's sample grid.
+
+        `test_images(n)`, the first n test images, serves models whose grid shows real ones (the VAE).
+        """
         return tf.random.stateless_normal([num, self.latent_dim], seed=[seed, 0])
 
     def grid(self, z):

@@ -7,6 +7,8 @@ from typing import Optional
 
 from zoo.errors import UsageError
 
+LIKELIHOODS = ("auto", "bernoulli", "logistic")
+
 
 @dataclasses.dataclass(frozen=True)
 class Config:
@@ -14,7 +16,7 @@ class Config:
     dataset: str = "shapes"
     image_size: int = 32
     batch_size: int = 64
-    epochs: int = 10
+    epochs: int = 20
     steps_per_epoch: int = 0  # 0: one pass over the training split
     latent_dim: int = 100
     base_filters: int = 32  # width of the networks' first/last convolution
@@ -28,6 +30,10 @@ class Config:
     data_dir: Optional[str] = None
     manual_dir: Optional[str] = None
     num_samples: int = 64  # images in each epoch's sample grid
+    likelihood: str = "auto"  # the VAE's p(x|z); auto: bernoulli for 1 channel, logistic for colour
+    kl_weight: float = 1.0  # the VAE's beta on the KL term; 1: the true ELBO
+    iw_samples: int = 0  # importance samples of the VAE's test log-likelihood estimate; 0: none
+    condition_on: str = ""  # comma-separated CelebA attributes whose bits make the class label
 
     def __post_init__(self):
         if not self.workdir:
@@ -44,6 +50,12 @@ class Config:
             raise UsageError(f"learning_rate must be positive, got {self.learning_rate}")
         if not 0 <= self.beta_1 < 1:
             raise UsageError(f"beta_1 must be in [0, 1), got {self.beta_1}")
+        if self.likelihood not in LIKELIHOODS:
+            raise UsageError(f"likelihood must be one of {', '.join(LIKELIHOODS)}, got {self.likelihood!r}")
+        if not self.kl_weight >= 0:
+            raise UsageError(f"kl_weight must be >= 0, got {self.kl_weight}")
+        if self.iw_samples < 0:
+            raise UsageError(f"iw_samples must be >= 0, got {self.iw_samples}")
 
     def replace(self, **changes):
         return dataclasses.replace(self, **changes)

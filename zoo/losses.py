@@ -28,6 +28,12 @@ def gaussian_kl(mean, log_variance):
     return 0.5 * tf.reduce_sum(tf.exp(log_variance) + tf.square(mean) - 1.0 - log_variance, axis=-1)
 
 
+def gaussian_nll(x, mean, log_variance):
+    """-log N(x; mean, exp(log_variance)) of a diagonal Gaussian, summed over the last axis."""
+    return 0.5 * tf.reduce_sum(math.log(2 * math.pi) + log_variance
+                               + tf.square(x - mean) * tf.exp(-log_variance), axis=-1)
+
+
 def bernoulli_nll(targets, logits):
     """-log p(x | logits) for pixels x in [0, 1], summed over all pixels and channels."""
     return tf.reduce_sum(_flatten(tf.nn.sigmoid_cross_entropy_with_logits(labels=targets, logits=logits)), axis=1)
@@ -42,15 +48,16 @@ def discretized_logistic_nll(targets, mean, log_scale, bins=256):
     half_bin = 1.0 / (bins - 1)
     inv_scale = tf.exp(-log_scale)
     centred = targets - mean
-    cdf_plus = tf.sigmoid(inv_scale * (centred + half_bin))
-    cdf_minus = tf.sigmoid(inv_scale * (centred - half_bin))
+    # A bin's mass is symmetric about the mean. Taken on the lower side, both CDFs are
+    # small and their difference keeps its float32 precision; near 1 it would cancel.
+    lower = -tf.abs(centred)
+    cdf_delta = tf.sigmoid(inv_scale * (lower + half_bin)) - tf.sigmoid(inv_scale * (lower - half_bin))
     log_cdf_plus = -tf.nn.softplus(-inv_scale * (centred + half_bin))  # log P(X <= x) at the lowest bin
     log_one_minus_cdf_minus = -tf.nn.softplus(inv_scale * (centred - half_bin))  # log P(X >= x) at the top
     mid = inv_scale * centred
     # Where the bin is too narrow for the difference of CDFs, use density * bin width.
     log_pdf_mid = mid - log_scale - 2.0 * tf.nn.softplus(mid) + math.log(2 * half_bin)
-    log_prob_mid = tf.where(cdf_plus - cdf_minus > 1e-5,
-                            tf.math.log(tf.maximum(cdf_plus - cdf_minus, 1e-12)), log_pdf_mid)
+    log_prob_mid = tf.where(cdf_delta > 1e-5, tf.math.log(tf.maximum(cdf_delta, 1e-12)), log_pdf_mid)
     log_prob = tf.where(targets < -0.999, log_cdf_plus,
                         tf.where(targets > 0.999, log_one_minus_cdf_minus, log_prob_mid))
     return -tf.reduce_sum(_flatten(log_prob), axis=1)

@@ -1,12 +1,13 @@
 """The training loop shared by every model: data, device policy, work directory, resume."""
 import dataclasses
+import json
 import logging
 import os
 
 import keras
 import tensorflow as tf
 
-from zoo import callbacks, device, optim
+from zoo import callbacks, device, metrics, optim
 from zoo.config import Config
 from zoo.errors import RunMismatchError, UsageError
 from zoo.datasets import get_source, make_dataset
@@ -14,7 +15,7 @@ from zoo.registry import MODELS
 
 # Flags that may differ when a run is resumed; any other change would mix two experiments.
 RESUMABLE_CHANGES = frozenset({"epochs", "steps_per_epoch", "xla", "precision", "strategy",
-                               "data_dir", "manual_dir", "batch_size", "workdir"})
+                               "data_dir", "manual_dir", "batch_size", "workdir", "iw_samples"})
 
 
 def check_resumable(saved, config):
@@ -46,7 +47,26 @@ def checkpointer(model, directory):
 
 def paths(workdir):
     return {name: os.path.join(workdir, name) for name in
-            ("config.json", "checkpoints", "samples", "tensorboard", "metrics.jsonl", "model.keras")}
+            ("config.json", "checkpoints", "samples", "tensorboard", "metrics.jsonl", "model.keras", "eval.json")}
+
+
+def first_test_images(source, config):
+    """num -> the first `num` images of the test split: the same every epoch and every resume."""
+
+    def take(num):
+        dataset, _ = make_dataset(source, config, source.test_split, batch_size=num, training=False)
+        return next(iter(dataset))["images"]
+
+    return take
+
+
+def write_evaluation(results, files, epoch, step):
+    """eval.json holds the latest results; metrics.jsonl gets them as one more line."""
+    record = {"epoch": epoch, "step": step, **results}
+    with open(files["eval.json"], "w") as f:
+        json.dump(record, f, indent=2)
+    with open(files["metrics.jsonl"], "a") as f:
+        f.write(json.dumps(record) + "\n")
 
 
 def train(config):
@@ -73,7 +93,7 @@ def train(config):
     checkpoint, manager, epoch = checkpointer(model, files["checkpoints"])
     if manager.latest_checkpoint:
         checkpoint.restore(manager.latest_checkpoint).assert_existing_objects_matched()
-        logging.info("Resuming %s at epoch %d, step %d", manager.latest_checkpoint, int(epoch), int(model.step))
+        logging.info("Resuming %s at epoch %d, step %d", manager.latest_checkpoint, int(epoch), int(model.step.numpy()))
     os.makedirs(config.workdir, exist_ok=True)
     with open(files["config.json"], "w") as f:
         f.write(config.to_json())
@@ -85,10 +105,13 @@ def train(config):
               shuffle=False,  # the pipeline shuffles
               callbacks=[
         callbacks.FailOnNonFinite(),
-        callbacks.SampleGrid(model.grid_inputs(config.num_samples, config.seed), files["samples"],
-                             os.path.join(files["tensorboard"], "samples")),
+        callbacks.SampleGrid(model.grid_inputs(config.num_samples, config.seed, first_test_images(source, config)),
+                             files["samples"], os.path.join(files["tensorboard"], "samples")),
         callbacks.MetricsLog(files["metrics.jsonl"]),
         keras.callbacks.TensorBoard(files["tensorboard"], write_graph=False),
         callbacks.Checkpoint(manager, epoch, files["model.keras"]),
     ])
+    results = metrics.evaluate(model, config, source)
+    if results:
+        write_evaluation(results, files, int(epoch), int(model.step.numpy()))
     return model
