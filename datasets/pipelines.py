@@ -12,6 +12,7 @@ from typing import Callable, Optional
 
 import tensorflow as tf
 import tensorflow_datasets as tfds
+from tensorflow_datasets.datasets.celeb_a.celeb_a_dataset_builder import ATTR_HEADINGS as CELEB_A_ATTRIBUTES
 
 from zoo.datasets import celeb_a_manual, idx, image_folder, shapes  # registers the builders with tfds
 from zoo.errors import DatasetUnavailableError, UsageError
@@ -34,6 +35,8 @@ class DataSource:
     train_split: str = "train"
     test_split: str = "test"
     class_names: tuple = ()
+    attributes: tuple = ()  # names of the binary attributes each example has, to condition on
+    label_fn: Optional[Callable] = None  # example -> label; None: example[label_key]
 
 
 def tfds_prepare(name, config, help_text=""):
@@ -67,7 +70,8 @@ def parse_dataset_name(name):
 
 def get_source(config):
     kind, argument = parse_dataset_name(config.dataset)
-    return DATASETS.get(kind)(config, argument)
+    source = DATASETS.get(kind)(config, argument)
+    return labelled_by_attributes(source, config.condition_on) if config.condition_on else source
 
 
 def _no_argument(kind, argument):
@@ -188,7 +192,8 @@ register_local_or_tfds("fashion_mnist", [MANUAL_IDX, DEBIAN_IDX],
 register_local_or_tfds("celeb_a", [MANUAL_CELEB_A],
                        "CelebA's Google Drive download is often refused: pass --manual_dir=DIR with "
                        "img_align_celeba/ or img_align_celeba.zip (see the README's Datasets section).",
-                       channels=3, num_classes=0, crop_size=108, label_key=None, test_split="test")
+                       channels=3, num_classes=0, crop_size=108, label_key=None, test_split="test",
+                       attributes=tuple(CELEB_A_ATTRIBUTES))
 
 
 @DATASETS.register("folder")
@@ -206,6 +211,34 @@ def image_folder_source(config, argument):
                                       f"the images in {folder}"))
 
 
+# --condition_on: binary attributes (CelebA's) as class labels, for the conditional GAN.
+
+def labelled_by_attributes(source, condition_on):
+    """`source` labelled by the attributes named in `condition_on` ("Smiling,Male"): label = sum_i bit_i 2^i."""
+    names = [name.strip() for name in condition_on.split(",")]
+    if not source.attributes:
+        raise UsageError(f"--condition_on needs a dataset with binary attributes (celeb_a); {source.name!r} has none")
+    unknown = [name for name in names if name not in source.attributes]
+    if unknown:
+        raise UsageError(f"--condition_on: {source.name} has no attribute {', '.join(unknown)}; "
+                         f"known: {', '.join(source.attributes)}")
+    if len(set(names)) != len(names):
+        raise UsageError(f"--condition_on names an attribute twice: {condition_on!r}")
+
+    def prepare():
+        builder = source.prepare()
+        celeb_a_manual.check_attributes(builder, names)  # a manual copy may lack the attribute list
+        return builder
+
+    def label(example):
+        return tf.add_n([tf.cast(example["attributes"][name], tf.int32) * 2 ** i for i, name in enumerate(names)])
+
+    class_names = tuple(", ".join(name if index >> i & 1 else f"not {name}" for i, name in enumerate(names))
+                        for index in range(2 ** len(names)))
+    return dataclasses.replace(source, num_classes=2 ** len(names), class_names=class_names, prepare=prepare,
+                               label_fn=label)
+
+
 def _crop_and_resize(image, size, crop_size):
     shape = tf.shape(image)
     side = tf.minimum(shape[0], shape[1]) if crop_size is None else crop_size
@@ -218,7 +251,8 @@ def _crop_and_resize(image, size, crop_size):
 def make_dataset(source, config, split, *, batch_size, training, with_labels=False):
     """Batches of one split, repeated and shuffled when `training`."""
     if with_labels and not source.num_classes:
-        raise UsageError(f"dataset {source.name!r} has no labels for this model to condition on")
+        hint = "; pick some of its attributes with --condition_on" if source.attributes else ""
+        raise UsageError(f"dataset {source.name!r} has no labels for this model to condition on{hint}")
     builder = source.prepare()
     dataset = builder.as_dataset(split=split, shuffle_files=training,
                                  read_config=tfds.ReadConfig(shuffle_seed=config.seed))
@@ -227,7 +261,8 @@ def make_dataset(source, config, split, *, batch_size, training, with_labels=Fal
         image = _crop_and_resize(example[source.image_key], config.image_size, source.crop_size)
         features = {"images": image}
         if with_labels:
-            features["labels"] = tf.cast(example[source.label_key], tf.int32)
+            label = source.label_fn(example) if source.label_fn else example[source.label_key]
+            features["labels"] = tf.cast(label, tf.int32)
         return features
 
     dataset = dataset.map(decode, num_parallel_calls=tf.data.AUTOTUNE)
