@@ -80,6 +80,8 @@ def train(config):
         raise UsageError(f"batch_size {config.batch_size} does not split over {policy.replicas} replicas")
     source = get_source(config)
     model_class = MODELS.get(config.model)
+    if config.condition_on and not model_class.needs_labels:
+        raise UsageError(f"--condition_on makes class labels, which {config.model} does not take: use --model=cgan")
     dataset, num_examples = make_dataset(source, config, source.train_split, batch_size=config.batch_size,
                                          training=True, with_labels=model_class.needs_labels)
     steps = num_examples // config.batch_size
