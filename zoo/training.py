@@ -41,7 +41,9 @@ def build_model(config, source, policy):
 def checkpointer(model, directory):
     """A checkpoint of the model (networks, optimisers, seed state) and the epoch count."""
     epoch = tf.Variable(0, dtype=tf.int64, trainable=False, name="epoch")
-    checkpoint = tf.train.Checkpoint(model=model, epoch=epoch)
+    # tf.train.Checkpoint does not reach a Keras SeedGenerator through the model: without its
+    # state named here, a resumed run would draw again the noise of its first steps.
+    checkpoint = tf.train.Checkpoint(model=model, noise_state=model.seed_generator.state, epoch=epoch)
     return checkpoint, tf.train.CheckpointManager(checkpoint, directory, max_to_keep=3), epoch
 
 

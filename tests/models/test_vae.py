@@ -226,3 +226,10 @@ def test_export_has_the_documented_signatures(run):
     assert seen["shapes"]["sample"] == {"images": [3, SIZE, SIZE, 3], "images_uint8": [3, SIZE, SIZE, 3]}
     assert seen["shapes"]["reconstruct"]["images"] == [2, SIZE, SIZE, 3]
     assert seen["sample is seeded"]
+
+
+def test_resume_restores_the_noise_generator(run):
+    # The checkpoint holds the generator's state after 4 steps of one draw each, not the seed's
+    # initial [0, 0]: a resumed run draws new noise instead of its first steps' again.
+    restored = export.load_trained(run["config"].workdir)[1]
+    assert restored.seed_generator.state.numpy().tolist() == [0, 4]
