@@ -10,7 +10,7 @@ The projection wins with hundreds of classes, whose maps would swamp D's input.
 
     python train.py --model=cgan --dataset=fashion_mnist --epochs=3 --steps_per_epoch=300
         # 4 min on 2 CPU cores: every row of the grid is its class
-    python train.py --model=cgan --dataset=shapes  # 9 min: coloured blobs, rows not yet their class
+    python train.py --model=cgan --dataset=shapes  # 9 min: coloured blobs, identical rows (at 40 epochs too)
     python train.py --model=cgan --dataset=celeb_a --condition_on=Smiling,Male --image_size=64
 """
 import keras
