@@ -1,6 +1,6 @@
 """Trains a model of the zoo.
 
-    python train.py                                   # DCGAN on the built-in shapes, ~5 min on 2 CPU cores
+    python train.py                                   # DCGAN on the built-in shapes, ~8 min on 2 CPU cores
     python train.py --model=dcgan --dataset=celeb_a --image_size=64 --base_filters=64
     python train.py --model=vae --dataset=fashion_mnist --epochs=5
     python train.py --model=cgan --dataset=celeb_a --condition_on=Smiling

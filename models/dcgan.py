@@ -4,7 +4,8 @@ G: a projected latent upsampled by stride-2 transposed convolutions with batch
 norm and ReLU to a tanh image. D: stride-2 convolutions with LeakyReLU (batch
 norm on all but the first) to one logit. No pooling, no fully connected hidden layers.
 
-    python train.py --model=dcgan --dataset=shapes            # about 5 min on 2 CPU cores
+    python train.py --model=dcgan --dataset=shapes            # ~8 min on 2 CPU cores: objects on flat
+                                                              # backgrounds, discs clearest (20 epochs)
     python train.py --model=dcgan --dataset=celeb_a --image_size=64
 """
 import math
