@@ -17,7 +17,7 @@ import keras
 import tensorflow as tf
 
 from zoo.errors import UsageError
-from zoo.export import image_outputs, seeded_normal
+from zoo.signatures import image_outputs, seeded_normal
 from zoo.models.dcgan import DCGAN
 from zoo.registry import MODELS
 

@@ -14,7 +14,7 @@ import keras
 import tensorflow as tf
 
 from zoo import losses, optim
-from zoo.export import image_outputs, seeded_normal
+from zoo.signatures import image_outputs, seeded_normal
 from zoo.registry import MODELS
 
 

@@ -22,7 +22,7 @@ import keras
 import tensorflow as tf
 
 from zoo import losses, optim
-from zoo.export import image_outputs, seeded_normal
+from zoo.signatures import image_outputs, seeded_normal
 from zoo.registry import MODELS
 
 MIN_LOG_SCALE = -7.0  # PixelCNN++'s floor: narrower logistics give no more likelihood, only overflow
