@@ -2,7 +2,8 @@
 
     python export.py --workdir=runs/dcgan_shapes --export_dir=exports
 
-writes exports/dcgan/<N>/ with N one more than the largest version already there.
+writes exports/dcgan/<N>/ with N one more than the largest version already there, and
+exports/models.config listing every model under exports/ for TF Serving.
 """
 import os
 import sys
@@ -18,17 +19,24 @@ FLAGS = flags.FLAGS
 flags.DEFINE_string("workdir", zoo.Config().workdir, "Run directory written by train.py.")
 flags.DEFINE_string("export_dir", "exports", "Base folder: the export goes to <export_dir>/<name>/<version>/.")
 flags.DEFINE_string("name", None, "Model name in the export path and in TF Serving. Default: the model's.")
+flags.DEFINE_integer("serving_batch_max", exporting.SERVING_BATCH_MAX,
+                     "Largest batch a request may ask for (rows of z, labels, images; num_images); larger "
+                     "requests fail with InvalidArgument. Bounds the memory one request takes.", lower_bound=1)
+flags.DEFINE_string("serving_root", "/models",
+                    "Where TF Serving sees --export_dir: the base_path prefix in <export_dir>/models.config.")
 
 
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
     try:
-        config, model = exporting.load_trained(FLAGS.workdir)
-        path = exporting.export(model, FLAGS.export_dir, FLAGS.name or config.model)
+        trained = exporting.load_trained(FLAGS.workdir)
+        path = exporting.export(trained, FLAGS.export_dir, FLAGS.name or trained.config.model,
+                                FLAGS.serving_batch_max, FLAGS.serving_root)
     except UsageError as error:
         sys.exit(f"error: {error}")
-    print(f"Exported {config.model} from {FLAGS.workdir} to {path}")
+    print(f"Exported {trained.config.model} from {FLAGS.workdir} to {path}; TF Serving: "
+          f"{os.path.join(FLAGS.export_dir, exporting.SERVING_CONFIG)}")
 
 
 if __name__ == "__main__":

@@ -91,8 +91,9 @@ def register_tfds(kind, channels, num_classes, help_text="", **source_fields):
     return make
 
 
-register_tfds("cifar10", channels=3, num_classes=10)
-register_tfds("shapes", channels=3, num_classes=len(shapes.CLASS_NAMES))
+register_tfds("cifar10", channels=3, num_classes=10, class_names=(
+    "airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"))
+register_tfds("shapes", channels=3, num_classes=len(shapes.CLASS_NAMES), class_names=shapes.CLASS_NAMES)
 
 
 @dataclasses.dataclass(eq=False)

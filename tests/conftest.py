@@ -39,3 +39,33 @@ def _run_script(*args, timeout=600):
 @pytest.fixture(scope="session")
 def run_script():
     return _run_script
+
+
+# Briefly trained runs and their exports, shared by the export and generate tests.
+
+@pytest.fixture(scope="session")
+def trained_runs(tmp_path_factory):
+    """model name -> the work directory of a tiny run on mock shapes (the DCGAN's with two epochs)."""
+    runs = {}
+    with tfds.testing.mock_data(num_examples=16):
+        for name in ("dcgan", "cgan", "vae"):
+            config = make_tiny_config(tmp_path_factory.mktemp(name), model=name, epochs=2 if name == "dcgan" else 1)
+            zoo.train(config)
+            runs[name] = config.workdir
+    return runs
+
+
+@pytest.fixture(scope="session")
+def serving_batch_max():
+    """The test exports' bound on a request's images: small, so exceeding it is cheap."""
+    return 16
+
+
+@pytest.fixture(scope="session")
+def exported_runs(trained_runs, serving_batch_max, tmp_path_factory):
+    """(export_dir, model name -> its version 1 folder): every trained run exported into one folder."""
+    from zoo import export
+
+    export_dir = str(tmp_path_factory.mktemp("exports"))
+    return export_dir, {name: export.export(export.load_trained(workdir), export_dir, name, serving_batch_max)
+                        for name, workdir in trained_runs.items()}

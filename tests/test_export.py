@@ -1,11 +1,12 @@
-"""Exports of a trained DCGAN: TF Serving's layout and signatures a plain TensorFlow process can call."""
+"""Exports: TF Serving's layout, models.config and warm-up requests, bounded signatures a plain TensorFlow
+process can call, and the class names and sizes a client needs."""
 import json
 import os
 
+import numpy as np
 import pytest
-import tensorflow_datasets as tfds
+import tensorflow as tf
 
-import zoo
 from zoo import export
 from zoo.errors import UsageError
 
@@ -31,24 +32,17 @@ print(json.dumps(report))
 
 
 @pytest.fixture(scope="module")
-def trained_workdir(tmp_path_factory, tiny_config):
-    config = tiny_config(tmp_path_factory.mktemp("dcgan"))
-    with tfds.testing.mock_data(num_examples=16):
-        zoo.train(config)
-    return config.workdir
-
-
-@pytest.fixture(scope="module")
-def exported(trained_workdir, tmp_path_factory):
+def exported(trained_runs, tmp_path_factory):
     export_dir = str(tmp_path_factory.mktemp("exports"))
-    config, model = export.load_trained(trained_workdir)
-    return export_dir, [export.export(model, export_dir, config.model) for _ in range(2)]
+    trained = export.load_trained(trained_runs["dcgan"])
+    return export_dir, [export.export(trained, export_dir, trained.config.model) for _ in range(2)]
 
 
 def test_versions_follow_tf_serving_layout_and_never_overwrite(exported):
     export_dir, paths = exported
     assert paths == [os.path.join(export_dir, "dcgan", "1"), os.path.join(export_dir, "dcgan", "2")]
     assert sorted(os.listdir(os.path.join(export_dir, "dcgan"))) == ["1", "2"]  # no staging left behind
+    assert sorted(os.listdir(export_dir)) == ["dcgan", "models.config"]  # nor a half-written config
 
 
 def test_export_loads_in_a_fresh_process_with_only_tensorflow(exported, run_script):
@@ -80,3 +74,96 @@ def test_a_workdir_without_checkpoint_is_a_clear_error(tmp_path, tiny_config):
 def test_a_folder_that_is_not_a_run_is_a_clear_error(tmp_path):
     with pytest.raises(UsageError, match="is not a run directory"):
         export.load_trained(str(tmp_path))
+
+
+RUN_WARMUP = """
+import json, sys
+import tensorflow as tf
+from tensorflow_serving.apis import prediction_log_pb2
+report = {}
+for path in sys.argv[1:]:
+    loaded = tf.saved_model.load(path)
+    runs = []
+    for record in tf.data.TFRecordDataset(path + "/assets.extra/tf_serving_warmup_requests"):
+        request = prediction_log_pb2.PredictionLog.FromString(record.numpy()).predict_log.request
+        inputs = {name: tf.constant(tf.make_ndarray(proto)) for name, proto in request.inputs.items()}
+        outputs = loaded.signatures[request.model_spec.signature_name](**inputs)
+        runs.append([request.model_spec.name, request.model_spec.signature_name, sorted(outputs)])
+    report[path] = {"runs": runs, "signatures": sorted(loaded.signatures)}
+report["modules"] = sorted(m for m in sys.modules if m.split(".")[0] in ("zoo", "tensorflow_datasets"))
+print(json.dumps(report))
+"""
+
+
+def test_models_config_parses_and_names_every_model(exported_runs):
+    from google.protobuf import text_format
+    from tensorflow_serving.config import model_server_config_pb2
+
+    export_dir, paths = exported_runs
+    with open(os.path.join(export_dir, "models.config")) as f:
+        config = text_format.Parse(f.read(), model_server_config_pb2.ModelServerConfig())
+    listed = {(c.name, c.base_path, c.model_platform) for c in config.model_config_list.config}
+    assert listed == {(name, f"/models/{name}", "tensorflow") for name in paths}
+
+
+def test_warmup_records_parse_and_each_runs_against_its_export_without_project_code(exported_runs, run_script):
+    _, paths = exported_runs
+    result = run_script("-c", RUN_WARMUP, *paths.values())
+    assert result.returncode == 0, result.stderr[-3000:]
+    report = json.loads(result.stdout.strip().splitlines()[-1])
+    assert report.pop("modules") == []
+    for name, path in paths.items():
+        runs, signatures = report[path]["runs"], report[path]["signatures"]
+        assert sorted(signature for _, signature, _ in runs) == signatures  # one record per signature
+        assert {model for model, _, _ in runs} == {name}
+        assert all(outputs for _, _, outputs in runs)
+
+
+def test_every_signature_refuses_a_batch_above_serving_batch_max(exported_runs, serving_batch_max):
+    _, paths = exported_runs
+    bound = serving_batch_max
+    over = bound + 1
+    dcgan, cgan, vae = (tf.saved_model.load(paths[name]) for name in ("dcgan", "cgan", "vae"))
+    seed = tf.constant(0, tf.int64)
+    assert dcgan.signatures["sample"](num_images=tf.constant(bound), seed=seed)["images"].shape[0] == bound
+    calls = {
+        f"num_images must be in \\[0, {bound}\\]": lambda: dcgan.signatures["sample"](num_images=tf.constant(over), seed=seed),
+        f"z may have at most {bound} rows": lambda: dcgan.signatures["serving_default"](z=tf.zeros([over, 8])),
+        f"labels may have at most {bound} rows": lambda: cgan.signatures["sample"](labels=tf.zeros([over], tf.int32), seed=seed),
+        f"class_names may have at most {bound} rows": lambda: cgan.signatures["sample_by_name"](
+            class_names=tf.constant(["circle"] * over), seed=seed),
+        f"images may have at most {bound} rows": lambda: vae.signatures["reconstruct"](images=tf.zeros([over, 32, 32, 3])),
+    }
+    for message, call in calls.items():
+        with pytest.raises(tf.errors.InvalidArgumentError, match=message):
+            call()
+
+
+def test_cgan_export_names_its_classes_and_samples_by_name(exported_runs):
+    _, paths = exported_runs
+    cgan = tf.saved_model.load(paths["cgan"])
+    names = [name.decode() for name in cgan.signatures["classes"]()["class_names"].numpy()]
+    assert names == ["circle", "square", "triangle", "star", "hexagon", "cross"]
+    seed = tf.constant(3, tf.int64)
+    by_name = cgan.signatures["sample_by_name"](class_names=tf.constant(["star", "circle", "star"]), seed=seed)
+    by_index = cgan.signatures["sample"](labels=tf.constant([3, 0, 3]), seed=seed)
+    np.testing.assert_array_equal(by_name["images"].numpy(), by_index["images"].numpy())
+    with pytest.raises(tf.errors.InvalidArgumentError, match="class_names must be among the classes of this "
+                                                             "model: circle, square, .*unknown:.*Sneaker"):
+        cgan.signatures["sample_by_name"](class_names=tf.constant(["circle", "Sneaker"]), seed=seed)
+
+
+def test_exports_carry_sizes_class_names_and_training_config_as_assets(exported_runs, trained_runs,
+                                                                       serving_batch_max):
+    _, paths = exported_runs
+    for name, path in paths.items():
+        with open(os.path.join(path, "assets.extra", "model.json")) as f:
+            described = json.load(f)
+        with open(os.path.join(path, "assets.extra", "config.json")) as f, \
+                open(os.path.join(trained_runs[name], "config.json")) as g:
+            assert json.load(f) == json.load(g)
+        assert {k: described[k] for k in ("model", "latent_dim", "image_size", "channels", "serving_batch_max")} == \
+            {"model": name, "latent_dim": 8, "image_size": 32, "channels": 3, "serving_batch_max": serving_batch_max}
+        assert sorted(described["signatures"]) == sorted(tf.saved_model.load(path).signatures)
+        assert described["class_names"] == (["circle", "square", "triangle", "star", "hexagon", "cross"]
+                                             if name == "cgan" else [])

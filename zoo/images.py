@@ -1,6 +1,11 @@
 """Image grids: what a person looks at to judge a generative model."""
+import glob
+import os
+
 import numpy as np
 from PIL import Image
+
+from zoo.errors import UsageError
 
 
 def to_uint8(images):
@@ -21,7 +26,37 @@ def tile(grid, padding=2):
     return canvas
 
 
+def picture(image, scale=1):
+    """A uint8 [H, W, C] image as a PIL image, enlarged `scale` times (nearest neighbour)."""
+    result = Image.fromarray(image[..., 0] if image.shape[-1] == 1 else image)
+    return result.resize((result.width * scale, result.height * scale), Image.NEAREST) if scale > 1 else result
+
+
 def save_png(image, path, scale=2):
     """Saves a uint8 [H, W, C] image, enlarged `scale` times so small samples are visible."""
-    picture = Image.fromarray(image[..., 0] if image.shape[-1] == 1 else image)
-    picture.resize((picture.width * scale, picture.height * scale), Image.NEAREST).save(path)
+    picture(image, scale).save(path)
+
+
+def save_gif(frames, path, scale=1, frame_ms=150, last_frame_ms=1500):
+    """An animated GIF that loops over PIL images or uint8 [H, W, C] frames, holding the last a while.
+
+    Written aside and renamed, as the run's other rewritten files.
+    """
+    pictures = [frame if isinstance(frame, Image.Image) else picture(frame, scale) for frame in frames]
+    staging = f"{path}.tmp-{os.getpid()}"
+    pictures[0].save(staging, format="GIF", save_all=True, append_images=pictures[1:], loop=0,
+                     duration=[frame_ms] * (len(pictures) - 1) + [last_frame_ms])
+    os.replace(staging, path)
+
+
+def timelapse(samples_dir, path):
+    """An animated GIF of a run's fixed sample grids (samples/epoch_*.png), epoch after epoch."""
+    files = sorted(glob.glob(os.path.join(samples_dir, "epoch_*.png")))
+    if not files:
+        raise UsageError(f"{samples_dir} holds no epoch_*.png sample grids: train at least one epoch first")
+    frames = []
+    for file in files:
+        with Image.open(file) as grid:
+            frames.append(grid.convert("RGB"))
+    save_gif(frames, path)
+    return path

@@ -7,7 +7,7 @@ import os
 import keras
 import tensorflow as tf
 
-from zoo import callbacks, device, metrics, optim
+from zoo import callbacks, device, images, metrics, optim
 from zoo.config import Config
 from zoo.errors import RunMismatchError, UsageError
 from zoo.datasets import get_source, make_dataset
@@ -115,6 +115,7 @@ def train(config):
         keras.callbacks.TensorBoard(files["tensorboard"], write_graph=False),
         callbacks.Checkpoint(manager, epoch, files["model.keras"]),
     ])
+    images.timelapse(files["samples"], os.path.join(config.workdir, "timelapse.gif"))  # the run at a glance
     results = metrics.evaluate(model, config, source)
     if results:
         write_evaluation(results, files, int(epoch), int(model.step.numpy()))
