@@ -79,9 +79,9 @@ def bounded(function, signature, batch_max):
             if spec.shape.rank and spec.shape[0] is None:
                 checks.append(tf.debugging.assert_less_equal(
                     tf.shape(tensor)[0], batch_max,
-                    message=f"{spec.name} may have at most {batch_max} rows (this export's serving_batch_max)"))
+                    message=f"{spec.name} may have at most {batch_max} rows (the serving_batch_max of this export)"))
             elif spec.name == COUNT_INPUT:
-                message = f"{COUNT_INPUT} must be in [0, {batch_max}] (this export's serving_batch_max)"
+                message = f"{COUNT_INPUT} must be in [0, {batch_max}] (the serving_batch_max of this export)"
                 checks += [tf.debugging.assert_non_negative(tensor, message=message),
                            tf.debugging.assert_less_equal(tensor, tf.cast(batch_max, tensor.dtype), message=message)]
         with tf.control_dependencies(checks):
@@ -138,9 +138,21 @@ def example_input(spec, class_names):
     return np.zeros(shape, spec.dtype.as_numpy_dtype)
 
 
+def serving_protos():
+    """tensorflow-serving-api's protos, imported by the serving code only (never at zoo import)."""
+    try:
+        from tensorflow_serving.apis import predict_pb2, prediction_log_pb2
+        from tensorflow_serving.config import model_server_config_pb2
+    except ImportError:
+        raise UsageError("exports write TF Serving's models.config and warm-up requests with tensorflow-serving-api: "
+                         "pip install --no-deps tensorflow-serving-api==2.21.0 (--no-deps: it would pull the full "
+                         "tensorflow wheel beside tensorflow-cpu)") from None
+    return predict_pb2, prediction_log_pb2, model_server_config_pb2
+
+
 def warmup_records(name, signatures, class_names):
     """Serialized PredictionLogs, one small request per signature, for TF Serving's warm-up."""
-    from tensorflow_serving.apis import predict_pb2, prediction_log_pb2  # serving code only: not at zoo import
+    predict_pb2, prediction_log_pb2, _ = serving_protos()
 
     records = []
     for signature_name, (_, signature) in sorted(signatures.items()):
@@ -168,7 +180,8 @@ def write_serving_config(export_dir, serving_root):
     at /models). The text is parsed back as a ModelServerConfig before it replaces the old one.
     """
     from google.protobuf import text_format
-    from tensorflow_serving.config import model_server_config_pb2
+
+    *_, model_server_config_pb2 = serving_protos()
 
     def has_version(name):
         folder = os.path.join(export_dir, name)

@@ -13,6 +13,7 @@ export has. Latents come from the seed as in the `sample` signature, so a seed
 gives the same images from a run and from its export, whatever the batch size.
 """
 import dataclasses
+import json
 import math
 import os
 import re
@@ -52,7 +53,7 @@ class GenerateConfig:
     reconstruct: str = ""  # VAE: a folder of images to encode and decode
     interpolate: int = 0  # number of spherical latent walks; 0: none
     steps: int = 8  # images along each walk, its endpoints included
-    batch_size: int = 64  # images per call of the model
+    batch_size: int = 64  # images per call of the model (at most the export's serving_batch_max)
 
     def __post_init__(self):
         given = [f.name for f in dataclasses.fields(self) if getattr(self, f.name) != f.default]
@@ -116,8 +117,8 @@ class GenerateConfig:
 class Generator:
     """A trained model's signatures, name -> function(**inputs) -> outputs, whichever way it was loaded."""
 
-    def __init__(self, functions, input_specs, owner):
-        self.functions, self.input_specs = functions, input_specs
+    def __init__(self, functions, input_specs, owner, batch_max=None):
+        self.functions, self.input_specs, self.batch_max = functions, input_specs, batch_max
         self.owner = owner  # signatures of a SavedModel fail once the object they came from is collected
         self.latent_dim = input_specs["serving_default"]["z"].shape[1]
         self.conditional = "labels" in input_specs["serving_default"]
@@ -131,8 +132,13 @@ class Generator:
             raise UsageError(f"{path} is not an export version (no saved_model.pb): pass --export=exports/<model>/<N>")
         loaded = tf.saved_model.load(path)
         signatures = dict(loaded.signatures)
+        description = os.path.join(path, "assets.extra", "model.json")  # absent from exports made before it
+        batch_max = None
+        if os.path.isfile(description):
+            with open(description) as f:
+                batch_max = json.load(f)["serving_batch_max"]
         return cls(signatures, {name: function.structured_input_signature[1] for name, function in signatures.items()},
-                   loaded)
+                   loaded, batch_max)
 
     @classmethod
     def from_workdir(cls, workdir):
@@ -147,7 +153,7 @@ class Generator:
             functions[name] = lambda traced=traced, signature=signature, **inputs: traced(
                 *[inputs[spec.name] for spec in signature])
             specs[name] = {spec.name: spec for spec in signature}
-        return cls(functions, specs, trained)
+        return cls(functions, specs, trained, export.SERVING_BATCH_MAX)
 
     def labels(self, requested):
         """Class indices of `requested` (indices or names), checked against the model's classes."""
@@ -173,8 +179,13 @@ class Generator:
             inputs["labels"] = tf.constant(labels, tf.int32)
         return self.functions["serving_default"](**inputs)["images"].numpy()
 
+    def batch_size(self, asked):
+        """`asked`, or the largest batch the signatures accept if that is smaller."""
+        return min(asked, self.batch_max or asked)
+
     def batched(self, z, labels, batch_size):
         """Yields the images of z (and labels) a batch at a time, with a progress bar for many."""
+        batch_size = self.batch_size(batch_size)
         with tqdm(total=len(z), unit="image", disable=len(z) <= batch_size, file=sys.stderr) as progress:
             for start in range(0, len(z), batch_size):
                 stop = min(start + batch_size, len(z))
@@ -314,9 +325,10 @@ def reconstruct(generator, config):
     written, originals, outputs = [], [], []
     if config.outdir:
         os.makedirs(config.outdir, exist_ok=True)
-    with tqdm(total=len(files), unit="image", disable=len(files) <= config.batch_size, file=sys.stderr) as progress:
-        for start in range(0, len(files), config.batch_size):
-            names = files[start:start + config.batch_size]
+    batch_size = generator.batch_size(config.batch_size)
+    with tqdm(total=len(files), unit="image", disable=len(files) <= batch_size, file=sys.stderr) as progress:
+        for start in range(0, len(files), batch_size):
+            names = files[start:start + batch_size]
             batch = np.stack([load_image(os.path.join(config.reconstruct, name), size, channels) for name in names])
             result = generator.functions["reconstruct"](images=tf.constant(batch))["images"].numpy()
             if config.outdir:
@@ -393,8 +405,8 @@ def define_flags():
         "interpolate": f"Number of spherical walks between random latents (at most {MAX_INTERPOLATIONS}): "
                        "a grid, one walk a row, and a GIF; cGAN: also <out>_classes, one walk across every class.",
         "steps": "Images along each --interpolate walk, endpoints included (2 to 64).",
-        "batch_size": "Images per call of the model: bounds memory (an export refuses more than its "
-                      "serving_batch_max).",
+        "batch_size": "Images per call of the model: bounds memory. At most an export's serving_batch_max "
+                      "(smaller batches are used above it).",
     }
     for name, field in defaults.items():
         define = flags.DEFINE_integer if field.type in (int, "int") else flags.DEFINE_string
