@@ -270,7 +270,7 @@ def save_walks(pictures, png_path):
     cols = math.ceil(math.sqrt(rows))
     frames = [images.tile(grid(pictures[:, step], cols)) for step in range(steps)]
     gif_path = os.path.splitext(png_path)[0] + ".gif"
-    images.save_gif(frames + frames[-2:0:-1], gif_path, scale=2, frame_ms=120, last_frame_ms=120)
+    images.save_gif(frames + frames[-2:0:-1], gif_path, frame_ms=120, last_frame_ms=120)  # at the samples' size
     return [png_path, gif_path]
 
 

@@ -32,7 +32,10 @@ def picture(image, scale=1):
     return result.resize((result.width * scale, result.height * scale), Image.NEAREST) if scale > 1 else result
 
 
-def save_png(image, path, scale=2):
+SAMPLE_SCALE = 2  # PNG grids are enlarged so 32x32 samples are visible
+
+
+def save_png(image, path, scale=SAMPLE_SCALE):
     """Saves a uint8 [H, W, C] image, enlarged `scale` times so small samples are visible."""
     picture(image, scale).save(path)
 
@@ -43,6 +46,10 @@ def save_gif(frames, path, scale=1, frame_ms=150, last_frame_ms=1500):
     Written aside and renamed, as the run's other rewritten files.
     """
     pictures = [frame if isinstance(frame, Image.Image) else picture(frame, scale) for frame in frames]
+    # Grey stays grey (GIF's palette holds 256 levels); colour gets a palette without dithering,
+    # whose noise GIF's compression cannot squeeze.
+    pictures = [frame if frame.mode == "L" else frame.convert("RGB").quantize(256, dither=Image.Dither.NONE)
+                for frame in pictures]
     staging = f"{path}.tmp-{os.getpid()}"
     pictures[0].save(staging, format="GIF", save_all=True, append_images=pictures[1:], loop=0,
                      duration=[frame_ms] * (len(pictures) - 1) + [last_frame_ms])
@@ -50,13 +57,17 @@ def save_gif(frames, path, scale=1, frame_ms=150, last_frame_ms=1500):
 
 
 def timelapse(samples_dir, path):
-    """An animated GIF of a run's fixed sample grids (samples/epoch_*.png), epoch after epoch."""
+    """An animated GIF of a run's fixed sample grids (samples/epoch_*.png), epoch after epoch.
+
+    Frames at the samples' own size (the PNGs' enlargement undone): a GIF of noisy early samples
+    compresses poorly, and a viewer can enlarge it.
+    """
     files = sorted(glob.glob(os.path.join(samples_dir, "epoch_*.png")))
     if not files:
         raise UsageError(f"{samples_dir} holds no epoch_*.png sample grids: train at least one epoch first")
     frames = []
     for file in files:
         with Image.open(file) as grid:
-            frames.append(grid.convert("RGB"))
+            frames.append(grid.resize((grid.width // SAMPLE_SCALE, grid.height // SAMPLE_SCALE), Image.NEAREST))
     save_gif(frames, path)
     return path
