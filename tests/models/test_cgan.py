@@ -137,7 +137,7 @@ def run(tmp_path_factory):
                         base_filters=8, latent_dim=LATENT, workdir=workdir)
     zoo.train(config)
     model = zoo.train(config.replace(epochs=2))
-    path = export.export(export.load_trained(workdir)[1], str(tmp_path_factory.mktemp("exports")), "cgan")
+    path = export.export(export.load_trained(workdir), str(tmp_path_factory.mktemp("exports")), "cgan")
     result = subprocess.run([sys.executable, "-c", FRESH_PROCESS, path], capture_output=True, text=True, check=True)
     return {"workdir": workdir, "model": model, "served": json.loads(result.stdout.strip().splitlines()[-1])}
 
@@ -155,6 +155,8 @@ def test_export_has_the_documented_signatures(run):
         "serving_default": {"inputs": {"z": [[None, LATENT], "float32"], "labels": [[None], "int32"]},
                             "outputs": outputs},
         "sample": {"inputs": {"labels": [[None], "int32"], "seed": [[], "int64"]}, "outputs": outputs},
+        "sample_by_name": {"inputs": {"class_names": [[None], "string"], "seed": [[], "int64"]}, "outputs": outputs},
+        "classes": {"inputs": {}, "outputs": {"class_names": [[CLASSES], "string"]}},
     }
     assert run["served"]["sample"] == [3, SIZE, SIZE, 3]
     assert run["served"]["generated"] == [2, SIZE, SIZE, 3]

@@ -172,7 +172,7 @@ def run(tmp_path_factory):
         first_evaluation = json.load(f)
     resumed = config.replace(epochs=2, iw_samples=2)  # the evaluation may change on resume
     model = zoo.train(resumed)
-    path = export.export(export.load_trained(workdir)[1], str(tmp_path_factory.mktemp("exports")), "vae")
+    path = export.export(export.load_trained(workdir), str(tmp_path_factory.mktemp("exports")), "vae")
     return {"config": resumed, "model": model, "first_evaluation": first_evaluation, "export": path}
 
 
