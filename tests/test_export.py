@@ -126,13 +126,16 @@ def test_every_signature_refuses_a_batch_above_serving_batch_max(exported_runs, 
     dcgan, cgan, vae = (tf.saved_model.load(paths[name]) for name in ("dcgan", "cgan", "vae"))
     seed = tf.constant(0, tf.int64)
     assert dcgan.signatures["sample"](num_images=tf.constant(bound), seed=seed)["images"].shape[0] == bound
+    dcgan_sample, dcgan_generate = dcgan.signatures["sample"], dcgan.signatures["serving_default"]
+    cgan_sample, cgan_by_name = cgan.signatures["sample"], cgan.signatures["sample_by_name"]
     calls = {
-        f"num_images must be in \\[0, {bound}\\]": lambda: dcgan.signatures["sample"](num_images=tf.constant(over), seed=seed),
-        f"z may have at most {bound} rows": lambda: dcgan.signatures["serving_default"](z=tf.zeros([over, 8])),
-        f"labels may have at most {bound} rows": lambda: cgan.signatures["sample"](labels=tf.zeros([over], tf.int32), seed=seed),
-        f"class_names may have at most {bound} rows": lambda: cgan.signatures["sample_by_name"](
-            class_names=tf.constant(["circle"] * over), seed=seed),
-        f"images may have at most {bound} rows": lambda: vae.signatures["reconstruct"](images=tf.zeros([over, 32, 32, 3])),
+        f"num_images must be in \\[0, {bound}\\]": lambda: dcgan_sample(num_images=tf.constant(over), seed=seed),
+        f"z may have at most {bound} rows": lambda: dcgan_generate(z=tf.zeros([over, 8])),
+        f"labels may have at most {bound} rows": lambda: cgan_sample(labels=tf.zeros([over], tf.int32), seed=seed),
+        f"class_names may have at most {bound} rows": lambda: cgan_by_name(class_names=tf.constant(["circle"] * over),
+                                                                           seed=seed),
+        f"images may have at most {bound} rows": lambda: vae.signatures["reconstruct"](
+            images=tf.zeros([over, 32, 32, 3])),
     }
     for message, call in calls.items():
         with pytest.raises(tf.errors.InvalidArgumentError, match=message):
