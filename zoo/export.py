@@ -3,9 +3,11 @@
 Loading an export needs TensorFlow only: the signatures are traced graphs of
 TensorFlow ops, with no Keras or project code behind them.
 """
+import errno
 import os
 import re
 import shutil
+import tempfile
 
 import keras
 import tensorflow as tf
@@ -13,7 +15,20 @@ import tensorflow as tf
 from zoo import device, training
 from zoo.config import Config
 from zoo.datasets import get_source
+from zoo.datasets.pipelines import read_dataset_facts
 from zoo.errors import UsageError
+
+# A model name TF Serving takes and that stays one folder: no separators, no '..', not hidden.
+NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}")
+_CLAIM_ATTEMPTS = 1000  # versions tried before giving up; only a folder filling faster than we list it exhausts it
+
+
+def check_name(name):
+    """`name` if it is a plain model name: one path component TF Serving accepts."""
+    if not NAME_PATTERN.fullmatch(name) or ".." in name:
+        raise UsageError(f"model name {name!r} is not allowed: use 1 to 128 letters, digits, '_', '-' or '.', "
+                         f"starting with a letter or digit, without '..'")
+    return name
 
 
 def next_version(model_dir):
@@ -23,36 +38,95 @@ def next_version(model_dir):
     return max(versions, default=0) + 1
 
 
+def claim_version(staging, model_dir):
+    """Renames the complete export `staging` to the next free version folder and returns its path.
+
+    The rename is atomic and fails when the version is taken (by an export
+    running at the same time): then the next number is tried. So a watching
+    server never sees half an export, and no export replaces another.
+    """
+    for _ in range(_CLAIM_ATTEMPTS):
+        final = os.path.join(model_dir, str(next_version(model_dir)))
+        try:
+            os.rename(staging, final)  # onto a non-empty folder: ENOTEMPTY/EEXIST; onto a file: ENOTDIR
+            return final
+        except OSError as error:
+            if error.errno not in (errno.EEXIST, errno.ENOTEMPTY, errno.ENOTDIR):
+                raise
+    raise UsageError(f"{model_dir}: no free version after {_CLAIM_ATTEMPTS} attempts; is something else "
+                     f"writing versions there?")
+
+
+def restore_weights(model, checkpoint_path, config):
+    """Restores `model` from `checkpoint_path`, checking every object of the model was in it.
+
+    A checkpoint whose names do not match (another model, another version of the
+    code) would otherwise leave freshly initialised weights to be exported.
+    """
+    status = None
+    try:
+        status = tf.train.Checkpoint(model=model).restore(checkpoint_path)
+        status.assert_existing_objects_matched()
+    except (AssertionError, ValueError, tf.errors.OpError) as error:
+        reason = (str(error).splitlines() or [type(error).__name__])[0][:200]
+        raise UsageError(f"{checkpoint_path} does not hold the weights of the {config.model} that config.json "
+                         f"describes ({reason}); export a run directory as train.py left it") from None
+    finally:
+        if status is not None:
+            status.expect_partial()  # the checkpoint's counters and noise state are not exported
+
+
 def load_trained(workdir):
-    """The model of a work directory, restored from its last checkpoint, in float32."""
+    """The model of a work directory, restored from its last checkpoint, in float32.
+
+    Needs the run directory only, not the training data: the dataset's facts
+    the model is built from (channels, classes) were saved with the run.
+    """
     config_path = os.path.join(workdir, "config.json")
     if not os.path.isfile(config_path):
         raise UsageError(f"{workdir} is not a run directory (no config.json): pass the --workdir "
                          f"that train.py wrote")
-    with open(config_path) as f:
-        config = Config.from_json(f.read())
+    config = Config.read(config_path)
     latest = tf.train.latest_checkpoint(os.path.join(workdir, "checkpoints"))
     if latest is None:
         raise UsageError(f"{workdir} has no checkpoint yet: train at least one epoch first")
+    source = read_dataset_facts(workdir) or get_source(config)  # runs from before the facts were saved
     policy = device.resolve(precision="float32", xla=False, strategy="default")
-    model = training.build_model(config.replace(workdir=workdir), get_source(config), policy)
-    checkpoint, _, _ = training.checkpointer(model, os.path.join(workdir, "checkpoints"))
-    checkpoint.restore(latest).expect_partial()
+    model = training.build_model(config.replace(workdir=workdir), source, policy)
+    restore_weights(model, latest, config)
     return config, model
+
+
+def serving_layers(model, endpoints):
+    """The model's networks the signatures use: only their weights go into the export.
+
+    Traced once here to see which variables they read; tracking the whole model
+    would ship the discriminator (and optimiser state) to every server.
+    """
+    used = {id(variable) for function, signature in endpoints.values()
+            for variable in tf.function(function).get_concrete_function(*signature).variables}
+    layers = [layer for layer in model._flatten_layers(include_self=False, recursive=False)
+              if any(id(weight.value) in used for weight in layer.weights)]
+    covered = {id(weight.value) for layer in layers for weight in layer.weights}
+    if used - covered:
+        raise RuntimeError(f"{type(model).__name__}'s signatures read {len(used - covered)} variables outside "
+                           f"its sub-networks; hold them in a keras layer so the export can track them")
+    return layers
 
 
 def export(model, export_dir, name):
     """Writes `<export_dir>/<name>/<version>/` and returns that path; never overwrites."""
-    model_dir = os.path.join(export_dir, name)
+    model_dir = os.path.join(export_dir, check_name(name))
     os.makedirs(model_dir, exist_ok=True)
-    version = next_version(model_dir)
-    final = os.path.join(model_dir, str(version))
-    staging = os.path.join(model_dir, f".staging-{version}")  # TF Serving ignores non-integer names
-    shutil.rmtree(staging, ignore_errors=True)
-    archive = keras.export.ExportArchive()
-    archive.track(model)
-    for endpoint, (function, signature) in model.serving_endpoints().items():
-        archive.add_endpoint(endpoint, function, input_signature=signature)
-    archive.write_out(staging, verbose=False)
-    os.rename(staging, final)  # atomic: a watching server never sees a half-written version
-    return final
+    staging = tempfile.mkdtemp(prefix=".staging-", dir=model_dir)  # TF Serving ignores non-integer names
+    try:
+        endpoints = model.serving_endpoints()
+        archive = keras.export.ExportArchive()
+        for layer in serving_layers(model, endpoints):
+            archive.track(layer)
+        for endpoint, (function, signature) in endpoints.items():
+            archive.add_endpoint(endpoint, function, input_signature=signature)
+        archive.write_out(staging, verbose=False)
+        return claim_version(staging, model_dir)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)  # there only if the export failed
