@@ -114,6 +114,23 @@ def serving_layers(model, endpoints):
     return layers
 
 
+def with_shape_checks(function, signature):
+    """`function` that first checks each input's known sizes against its signature.
+
+    A signature's shape is not enforced when it is called: without this, a z of the
+    wrong width fails deep inside with "Matrix size-incompatible".
+    """
+
+    def checked(*inputs):
+        checks = [tf.debugging.assert_equal(tf.shape(value)[axis], size, message=(
+                      f"{spec.name} must have shape [{', '.join('n' if s is None else str(s) for s in spec.shape)}]"))
+                  for spec, value in zip(signature, inputs) for axis, size in enumerate(spec.shape) if size is not None]
+        with tf.control_dependencies(checks):
+            return function(*(tf.identity(value) for value in inputs))
+
+    return checked
+
+
 def export(model, export_dir, name):
     """Writes `<export_dir>/<name>/<version>/` and returns that path; never overwrites."""
     model_dir = os.path.join(export_dir, check_name(name))
@@ -125,7 +142,7 @@ def export(model, export_dir, name):
         for layer in serving_layers(model, endpoints):
             archive.track(layer)
         for endpoint, (function, signature) in endpoints.items():
-            archive.add_endpoint(endpoint, function, input_signature=signature)
+            archive.add_endpoint(endpoint, with_shape_checks(function, signature), input_signature=signature)
         archive.write_out(staging, verbose=False)
         return claim_version(staging, model_dir)
     finally:
