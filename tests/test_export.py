@@ -94,8 +94,8 @@ def test_the_export_holds_the_served_networks_only(exported, trained_workdir):
     _, paths = exported
     _, model = export.load_trained(trained_workdir)
     loaded = tf.saved_model.load(paths[0])
-    assert sorted(v.shape.as_list() for v in loaded.variables) == \
-        sorted(v.shape for v in model.generator.weights)  # no discriminator, no optimiser state
+    assert sorted(tuple(v.shape) for v in loaded.variables) == \
+        sorted(tuple(v.shape) for v in model.generator.weights)  # no discriminator, no optimiser state
     assert len(loaded.variables) < len(model.generator.weights) + len(model.discriminator.weights)
 
 
