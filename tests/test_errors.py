@@ -264,7 +264,7 @@ def test_case_is_one_clear_error(case, tmp_path):
 def test_command_line_case_is_one_line(case, tmp_path, run_script):
     script, arguments, line = CLI_CASES[case]
     make_material(tmp_path)
-    result = run_script(script, *(a.replace("$TMP", str(tmp_path)) for a in arguments), timeout=120)
+    result = run_script(script, *(a.replace("$TMP", str(tmp_path)) for a in arguments), timeout=300)
     assert result.returncode == 2, result.stderr[-2000:]
     assert "Traceback" not in result.stderr
     assert result.stderr.strip().splitlines()[-1] == line.replace("$TMP", str(tmp_path))
@@ -296,7 +296,7 @@ def test_permission_case_is_one_line(case, tmp_path, run_script):
     try:
         if os.access(tmp_path / "locked", os.W_OK if mode else os.R_OK):
             pytest.skip("running as root, which may write and read any folder: the case cannot arise")
-        result = run_script(script, *(a.replace("$TMP", str(tmp_path)) for a in arguments), timeout=120)
+        result = run_script(script, *(a.replace("$TMP", str(tmp_path)) for a in arguments), timeout=300)
     finally:
         os.chmod(tmp_path / "locked", 0o755)
     assert result.returncode == 2, result.stderr[-2000:]

@@ -4,6 +4,7 @@ Loading an export needs TensorFlow only: the signatures are traced graphs of
 TensorFlow ops, with no Keras or project code behind them.
 """
 import errno
+import gc
 import os
 import re
 import shutil
@@ -63,17 +64,24 @@ def restore_weights(model, checkpoint_path, config):
     A checkpoint whose names do not match (another model, another version of the
     code) would otherwise leave freshly initialised weights to be exported.
     """
-    status = None
     try:
         status = tf.train.Checkpoint(model=model).restore(checkpoint_path)
         status.assert_existing_objects_matched()
+        status.expect_partial()  # the checkpoint's counters and noise state are not exported
+        return
     except (AssertionError, ValueError, tf.errors.OpError) as error:
         reason = (str(error).splitlines() or [type(error).__name__])[0][:200]
-        raise UsageError(f"{checkpoint_path} does not hold the weights of the {config.model} that config.json "
-                         f"describes ({reason}); export a run directory as train.py left it") from None
-    finally:
-        if status is not None:
-            status.expect_partial()  # the checkpoint's counters and noise state are not exported
+    _forget_partial_restores()
+    raise UsageError(f"{checkpoint_path} does not hold the weights of the {config.model} that config.json "
+                     f"describes ({reason}); export a run directory as train.py left it")
+
+
+def _forget_partial_restores():
+    """Silences the restore that just failed: TensorFlow would list its unmatched values at exit, after the
+    one-line error. A restore that raised returned no status to call expect_partial() on."""
+    for leftover in gc.get_objects():
+        if type(leftover).__name__ == "_CheckpointRestoreCoordinatorDeleter":
+            leftover.set_expect_partial(True)
 
 
 def load_trained(workdir):
