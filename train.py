@@ -10,13 +10,12 @@ Rerunning the same command resumes from the work directory's last checkpoint.
 import dataclasses
 import logging
 import os
-import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "1")  # TensorFlow's C++ start-up chatter
 from absl import app, flags  # noqa: E402
 
 import zoo  # noqa: E402
-from zoo import device  # noqa: E402
+from zoo import cli, device  # noqa: E402
 from zoo.config import LIKELIHOODS  # noqa: E402
 from zoo.datasets.pipelines import parse_dataset_name  # noqa: E402
 from zoo.errors import UsageError  # noqa: E402
@@ -88,18 +87,30 @@ def config_from_flags():
     return zoo.Config(**{**model_class.config_defaults, **given, "model": FLAGS.model})
 
 
+def check_paths(config):
+    """The run's folders, checked before anything is built: one line for a path that cannot serve."""
+    cli.writable_folder(config.workdir, "workdir")
+    saved = os.path.join(config.workdir, "config.json")
+    if os.path.exists(saved):
+        zoo.Config.read(saved)  # a hand-edited file: its error names it, before training compares it
+    if config.data_dir:  # tfds reads a prepared copy from a read-only folder, and makes a missing one
+        (cli.readable_folder if os.path.exists(config.data_dir) else cli.writable_folder)(config.data_dir, "data_dir")
+    if config.manual_dir:
+        cli.readable_folder(config.manual_dir, "manual_dir")
+
+
 def main(argv):
-    if len(argv) > 1:
-        raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
+    del argv  # cli.parse_flags refuses positional arguments
     logging.getLogger().setLevel(logging.INFO)
     try:
         config = config_from_flags()
+        check_paths(config)
         zoo.train(config)
     except UsageError as error:
-        sys.exit(f"error: {error}")
+        cli.exit_with(error)
     print(f"Done: samples in {config.workdir}/samples, export with "
           f"`python export.py --workdir={config.workdir}`")
 
 
 if __name__ == "__main__":
-    app.run(main)
+    app.run(main, flags_parser=cli.parse_flags)

@@ -19,6 +19,9 @@ from PIL import ExifTags, Image, ImageOps, UnidentifiedImageError
 from zoo.errors import DatasetUnavailableError
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png")
+# Larger images are refused from their header, before decoding: a few-kB PNG can declare a
+# size that decodes to gigabytes (a decompression bomb). 64M pixels: an 8000x8000 photo.
+MAX_PIXELS = 64_000_000
 _NAMED_SKIPS = 5  # skipped files named in the warning
 
 
@@ -68,10 +71,16 @@ def image_input(data, shape=None):
     width), other sizes are unusable. Raises UnusableImage.
     """
     try:
-        image = Image.open(io.BytesIO(data))
+        image = Image.open(io.BytesIO(data))  # reads the header only
+        if image.width * image.height > MAX_PIXELS:
+            raise UnusableImage(_too_large(image.width, image.height))
         image.load()
         rotated = image.getexif().get(ExifTags.Base.Orientation, 1) != 1
         upright = ImageOps.exif_transpose(image) if rotated else image
+    except UnusableImage:
+        raise
+    except Image.DecompressionBombError as error:  # PIL's own check, at twice its larger limit
+        raise UnusableImage(f"more than the {MAX_PIXELS:,} pixels allowed, not decoded ({error})") from None
     except UnidentifiedImageError:
         raise UnusableImage("not an image") from None
     except Exception as error:  # PIL raises many kinds of error on damaged files
@@ -81,6 +90,10 @@ def image_input(data, shape=None):
     if shape and (upright.height, upright.width) != tuple(shape):
         raise UnusableImage(f"{upright.width}x{upright.height} pixels, expected {shape[1]}x{shape[0]}")
     return np.asarray(upright.convert("RGB")) if rotated else data
+
+
+def _too_large(width, height):
+    return f"{width}x{height} pixels, more than the {MAX_PIXELS:,} allowed (not decoded)"
 
 
 class Skips:

@@ -5,6 +5,7 @@ plus "labels" (int32 [B]) when the model asks for them.
 """
 import dataclasses
 import hashlib
+import json
 import logging
 import os
 import re
@@ -72,6 +73,49 @@ def get_source(config):
     kind, argument = parse_dataset_name(config.dataset)
     source = DATASETS.get(kind)(config, argument)
     return labelled_by_attributes(source, config.condition_on) if config.condition_on else source
+
+
+DATASET_FACTS = "dataset.json"  # in the run directory
+
+
+def write_dataset_facts(source, workdir):
+    """Saves with the run what a model is built from besides its config: channels and classes.
+
+    So a run exports on a machine without its training data (a `folder:` run,
+    say). Written aside and renamed: a kill leaves the old file or the new one.
+    """
+    os.makedirs(workdir, exist_ok=True)
+    path = os.path.join(workdir, DATASET_FACTS)
+    facts = {"name": source.name, "channels": source.channels, "num_classes": source.num_classes,
+             "class_names": list(source.class_names)}
+    with open(path + ".tmp", "w") as f:
+        json.dump(facts, f, indent=2)
+    os.replace(path + ".tmp", path)
+
+
+def read_dataset_facts(workdir):
+    """The DataSource write_dataset_facts saved, without its data; None for a run from before it."""
+    path = os.path.join(workdir, DATASET_FACTS)
+    if not os.path.exists(path):
+        return None
+    try:
+        with open(path) as f:
+            facts = json.load(f)
+        name, channels, num_classes, class_names = (facts[key] for key in
+                                                    ("name", "channels", "num_classes", "class_names"))
+    except (OSError, ValueError, KeyError, TypeError) as error:
+        raise UsageError(f"{path} is damaged ({type(error).__name__}: {error}); delete it to read the "
+                         f"facts from the dataset itself") from None
+    if not (isinstance(channels, int) and channels in (1, 3) and isinstance(num_classes, int) and num_classes >= 0
+            and isinstance(class_names, list) and all(isinstance(n, str) for n in class_names)):
+        raise UsageError(f"{path} is damaged (channels 1 or 3, num_classes >= 0, class_names a list of "
+                         f"strings expected); delete it to read the facts from the dataset itself")
+
+    def no_data():
+        raise DatasetUnavailableError(f"{path} describes {name}'s images but holds none of them")
+
+    return DataSource(name=name, channels=channels, num_classes=num_classes, class_names=tuple(class_names),
+                      prepare=no_data)
 
 
 def _no_argument(kind, argument):
@@ -144,7 +188,8 @@ MANUAL_CELEB_A = LocalSource(celeb_a_manual.CelebAManual, lambda config: config.
 
 
 def local_or_tfds(kind, config, local_sources, help_text):
-    """tfds's prepared copy of `kind` if there is one, else the first local source there is, else tfds's download.
+    """The files of --manual_dir if given, else tfds's prepared copy of `kind` if there is one, else the
+    first local source there is, else tfds's download.
 
     Local sources come before the download, which takes minutes to fail offline.
     A folder a source names that lacks the files is an error, not a fall-through.
@@ -152,7 +197,10 @@ def local_or_tfds(kind, config, local_sources, help_text):
 
     def prepare():
         builder = tfds.builder(kind, data_dir=config.data_dir)
-        if builder.is_prepared():
+        if builder.is_prepared() and config.manual_dir:
+            logging.warning("%s: using the files in --manual_dir=%s, not tfds's prepared copy in %s",
+                            kind, config.manual_dir, builder.data_dir)
+        elif builder.is_prepared():
             logging.info("%s: tfds's prepared copy in %s", kind, builder.data_dir)
             return builder
         for source in local_sources:

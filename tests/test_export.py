@@ -2,13 +2,20 @@
 process can call, and the class names and sizes a client needs."""
 import json
 import os
+import shutil
+import subprocess
+import sys
 
+import keras
 import numpy as np
 import pytest
 import tensorflow as tf
 
+import zoo
 from zoo import export
 from zoo.errors import UsageError
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 LOAD_AND_CALL = """
 import json, sys
@@ -170,3 +177,91 @@ def test_exports_carry_sizes_class_names_and_training_config_as_assets(exported_
         assert sorted(described["signatures"]) == sorted(tf.saved_model.load(path).signatures)
         assert described["class_names"] == (["circle", "square", "triangle", "star", "hexagon", "cross"]
                                              if name == "cgan" else [])
+
+
+def test_the_export_holds_the_served_networks_only(exported, trained_runs):
+    _, paths = exported
+    trained = export.load_trained(trained_runs["dcgan"])
+    model = trained.model
+    loaded = tf.saved_model.load(paths[0])
+    assert sorted(tuple(v.shape) for v in loaded.variables) == \
+        sorted(tuple(v.shape) for v in model.generator.weights)  # no discriminator, no optimiser state
+    assert len(loaded.variables) < len(model.generator.weights) + len(model.discriminator.weights)
+
+
+def test_a_version_taken_between_listing_and_claiming_is_skipped(trained_runs, tmp_path, monkeypatch):
+    """The race, made deterministic: another export takes version 1 after this one listed the folder."""
+    trained = export.load_trained(trained_runs["dcgan"])
+    model = trained.model
+    other = tmp_path / "dcgan" / "1"
+    os.makedirs(other)
+    (other / "saved_model.pb").write_bytes(b"the other export")
+    listed = iter([1])
+    real = export.next_version
+    monkeypatch.setattr(export, "next_version", lambda model_dir: next(listed, None) or real(model_dir))
+    assert export.export(trained, str(tmp_path), "dcgan") == str(tmp_path / "dcgan" / "2")
+    assert (other / "saved_model.pb").read_bytes() == b"the other export"
+    assert sorted(os.listdir(tmp_path / "dcgan")) == ["1", "2"]
+
+
+def test_two_exports_at_once_get_two_complete_versions(trained_runs, tmp_path):
+    command = [sys.executable, "export.py", f"--workdir={trained_runs['dcgan']}", f"--export_dir={tmp_path}"]
+    runs = [subprocess.Popen(command, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                             env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}) for _ in range(2)]
+    try:
+        outputs = [run.communicate(timeout=300) for run in runs]
+    finally:
+        for run in runs:
+            run.kill()
+    assert [run.returncode for run in runs] == [0, 0], [err[-2000:] for _, err in outputs]
+    assert sorted(os.listdir(tmp_path / "dcgan")) == ["1", "2"]  # no staging folder left
+    for version in ("1", "2"):
+        loaded = tf.saved_model.load(str(tmp_path / "dcgan" / version))
+        assert loaded.signatures["serving_default"](z=tf.zeros([1, 8]))["images"].shape == [1, 32, 32, 3]
+
+
+@pytest.mark.parametrize("name", ["dcgan", "faces-64", "celeb_a.v2", "7"])
+def test_plain_names_are_accepted(name):
+    assert export.check_name(name) == name
+
+
+@pytest.mark.parametrize("name", ["", "..", "../x", "a/b", "a\\b", ".hidden", "-x", "a..b", "sp ace", "é",
+                                  "x" * 129])
+def test_names_that_are_not_one_plain_folder_are_refused(name):
+    with pytest.raises(UsageError, match="is not allowed: use 1 to 128 letters, digits"):
+        export.check_name(name)
+
+
+def test_a_checkpoint_without_the_model_weights_is_refused(trained_runs, tmp_path):
+    """Had the names drifted, `expect_partial()` alone would export freshly initialised weights."""
+    workdir = tmp_path / "run"
+    shutil.copytree(trained_runs["dcgan"], workdir, ignore=shutil.ignore_patterns("checkpoints"))
+    tf.train.Checkpoint(model=tf.Module()).save(str(workdir / "checkpoints" / "ckpt"))
+    with pytest.raises(UsageError, match=r"ckpt-1 does not hold the weights of the dcgan that config.json "
+                                         r"describes \(.*\); export a run directory as train.py left it"):
+        export.load_trained(str(workdir))
+
+
+def test_a_run_exports_without_its_training_data(tmp_path, tiny_config):
+    """A `folder:` run, exported after its folder is gone: the run saved the dataset's facts."""
+    os.makedirs(tmp_path / "pics")
+    for index in range(8):
+        keras.utils.save_img(str(tmp_path / "pics" / f"{index}.png"), np.full((36, 36, 3), 30 * index, np.uint8))
+    config = tiny_config(tmp_path / "run", dataset=f"folder:{tmp_path / 'pics'}", data_dir=str(tmp_path / "tfds"))
+    zoo.train(config)
+    with open(tmp_path / "run" / "dataset.json") as f:
+        assert json.load(f) == {"name": f"folder:{tmp_path / 'pics'}", "channels": 3, "num_classes": 0,
+                                "class_names": []}
+    shutil.rmtree(tmp_path / "pics")
+    shutil.rmtree(tmp_path / "tfds")
+    trained = export.load_trained(config.workdir)
+    assert (trained.config.dataset, trained.model.channels) == (config.dataset, 3)
+    assert os.path.isdir(export.export(trained, str(tmp_path / "exports"), "faces"))
+
+
+def test_damaged_dataset_facts_are_one_clear_error(trained_runs, tmp_path):
+    workdir = tmp_path / "run"
+    shutil.copytree(trained_runs["dcgan"], workdir)
+    (workdir / "dataset.json").write_text('{"channels": 3}')
+    with pytest.raises(UsageError, match=r"dataset.json is damaged \(KeyError: 'name'\); delete it"):
+        export.load_trained(str(workdir))

@@ -2,7 +2,9 @@
 import dataclasses
 import json
 import os
+import math
 import re
+import typing
 from typing import Optional
 
 from zoo.errors import UsageError
@@ -46,14 +48,14 @@ class Config:
             raise UsageError(f"image_size must be 32 or 64, got {self.image_size}")
         if self.steps_per_epoch < 0:
             raise UsageError(f"steps_per_epoch must be >= 0, got {self.steps_per_epoch}")
-        if not self.learning_rate > 0:
-            raise UsageError(f"learning_rate must be positive, got {self.learning_rate}")
+        if not 0 < self.learning_rate < math.inf:
+            raise UsageError(f"learning_rate must be a positive finite number, got {self.learning_rate}")
         if not 0 <= self.beta_1 < 1:
             raise UsageError(f"beta_1 must be in [0, 1), got {self.beta_1}")
         if self.likelihood not in LIKELIHOODS:
             raise UsageError(f"likelihood must be one of {', '.join(LIKELIHOODS)}, got {self.likelihood!r}")
-        if not self.kl_weight >= 0:
-            raise UsageError(f"kl_weight must be >= 0, got {self.kl_weight}")
+        if not 0 <= self.kl_weight < math.inf:
+            raise UsageError(f"kl_weight must be a finite number >= 0, got {self.kl_weight}")
         if self.iw_samples < 0:
             raise UsageError(f"iw_samples must be >= 0, got {self.iw_samples}")
 
@@ -65,9 +67,47 @@ class Config:
 
     @classmethod
     def from_json(cls, text):
-        values = json.loads(text)
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(values) - known)
+        """The Config a JSON object holds; a UsageError for anything else (a hand-edited file, say)."""
+        try:
+            values = json.loads(text)
+        except ValueError as error:
+            raise UsageError(f"not valid JSON ({error})") from None
+        if not isinstance(values, dict):
+            raise UsageError(f"expected a JSON object of settings, got {type(values).__name__}")
+        fields = {f.name: f.type for f in dataclasses.fields(cls)}
+        unknown = sorted(set(values) - set(fields))
         if unknown:
-            raise UsageError(f"unknown config keys {unknown}; known: {sorted(known)}")
+            raise UsageError(f"unknown config keys {unknown}; known: {sorted(fields)}")
+        for name, value in values.items():
+            if not _has_type(value, fields[name]):
+                allowed = " or ".join(_JSON_NAMES[t] for t in _types(fields[name]))
+                raise UsageError(f"{name} must be {allowed}, got {json.dumps(value)}")
         return cls(**values)
+
+    @classmethod
+    def read(cls, path):
+        """The Config saved in `path` (a run's config.json); errors name the file."""
+        try:
+            with open(path) as f:
+                return cls.from_json(f.read())
+        except UsageError as error:
+            raise UsageError(f"{path}: {error}; fix or delete that file") from None
+        except (OSError, UnicodeDecodeError) as error:
+            raise UsageError(f"{path} cannot be read ({error})") from None
+
+
+_JSON_NAMES = {int: "an integer", float: "a number", str: "a string", bool: "true or false", type(None): "null"}
+
+
+def _types(annotation):
+    return typing.get_args(annotation) or (annotation,)
+
+
+def _has_type(value, annotation):
+    """JSON's view of the field types: a bool is not a number, an integer is a float."""
+    types = _types(annotation)
+    if isinstance(value, bool):
+        return bool in types
+    if isinstance(value, int) and float in types:
+        return True
+    return isinstance(value, types)

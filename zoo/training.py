@@ -11,6 +11,7 @@ from zoo import callbacks, device, images, metrics, optim
 from zoo.config import Config
 from zoo.errors import RunMismatchError, UsageError
 from zoo.datasets import get_source, make_dataset
+from zoo.datasets import write_dataset_facts
 from zoo.registry import MODELS
 
 # Flags that may differ when a run is resumed; any other change would mix two experiments.
@@ -81,6 +82,7 @@ def train(config):
     if config.batch_size % policy.replicas:
         raise UsageError(f"batch_size {config.batch_size} does not split over {policy.replicas} replicas")
     source = get_source(config)
+    write_dataset_facts(source, config.workdir)  # so export needs the run directory only, not the data
     model_class = MODELS.get(config.model)
     if config.condition_on and not model_class.needs_labels:
         raise UsageError(f"--condition_on makes class labels, which {config.model} does not take: use --model=cgan")

@@ -216,12 +216,24 @@ def test_manual_dir_without_the_files_is_an_error_not_a_fall_through(tmp_path, c
     assert not download_fails
 
 
-def test_a_prepared_tfds_copy_comes_first(tmp_path, caplog, monkeypatch):
+def test_a_prepared_tfds_copy_comes_before_the_debian_package(tmp_path, caplog, monkeypatch):
+    write_idx_folder(tmp_path / "debian")
+    debian_package(monkeypatch, tmp_path / "debian")
+    monkeypatch.setattr(tfds.builder_cls("fashion_mnist"), "is_prepared", lambda builder: True)
+    builder = prepared("fashion_mnist", tmp_path, caplog)
+    assert builder.name == "fashion_mnist" and not isinstance(builder, idx.IdxImages)
+    assert "fashion_mnist: tfds's prepared copy in" in caplog.text
+
+
+def test_manual_dir_wins_over_a_prepared_tfds_copy_with_one_warning(tmp_path, caplog, monkeypatch):
+    """Passing --manual_dir says which files to train on: a copy tfds prepared earlier must not silently win."""
     write_idx_folder(tmp_path / "idx")
     monkeypatch.setattr(tfds.builder_cls("mnist"), "is_prepared", lambda builder: True)
     builder = prepared("mnist", tmp_path, caplog, manual_dir=str(tmp_path / "idx"))
-    assert builder.name == "mnist" and not isinstance(builder, idx.IdxImages)
-    assert "mnist: tfds's prepared copy in" in caplog.text
+    assert isinstance(builder, idx.IdxImages) and builder.info.splits["train"].num_examples == 12
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING and r.name == "root"]
+    assert warnings == [f"mnist: using the files in --manual_dir={tmp_path / 'idx'}, not tfds's prepared copy "
+                        f"in {tmp_path / 'tfds' / 'mnist' / '3.0.1'}"]
 
 
 @pytest.mark.parametrize("dataset, advice", [

@@ -1,4 +1,5 @@
 import dataclasses
+import re
 
 import pytest
 
@@ -27,6 +28,24 @@ def test_json_round_trip():
     assert zoo.Config.from_json(config.to_json()) == config
 
 
+@pytest.mark.parametrize("text, message", [
+    ('{"epochs": 2', "not valid JSON"),
+    ("[1, 2]", "expected a JSON object of settings, got list"),
+    ('{"epochs": "20"}', 'epochs must be an integer, got "20"'),
+    ('{"epochs": true}', "epochs must be an integer, got true"),
+    ('{"xla": 1}', "xla must be true or false or null, got 1"),
+    ('{"learning_rate": "fast"}', 'learning_rate must be a number, got "fast"'),
+])
+def test_hand_edited_json_is_refused_naming_the_setting(text, message):
+    with pytest.raises(UsageError, match=re.escape(message)):
+        zoo.Config.from_json(text)
+
+
+def test_json_integers_are_numbers_and_null_is_none():
+    config = zoo.Config.from_json('{"learning_rate": 1, "data_dir": null}')
+    assert (config.learning_rate, config.data_dir) == (1, None)
+
+
 def test_json_with_unknown_keys_is_refused():
     with pytest.raises(UsageError, match="unknown config keys"):
         zoo.Config.from_json('{"epochz": 3}')
@@ -36,7 +55,9 @@ def test_json_with_unknown_keys_is_refused():
     ("image_size", 48, "image_size must be 32 or 64"),
     ("batch_size", 0, "batch_size must be a positive integer"),
     ("steps_per_epoch", -1, "steps_per_epoch must be >= 0"),
-    ("learning_rate", 0.0, "learning_rate must be positive"),
+    ("learning_rate", 0.0, "learning_rate must be a positive finite number"),
+    ("learning_rate", float("inf"), "learning_rate must be a positive finite number, got inf"),
+    ("kl_weight", float("nan"), "kl_weight must be a finite number >= 0, got nan"),
     ("beta_1", 1.0, r"beta_1 must be in \[0, 1\)"),
 ])
 def test_bad_values_fail_with_a_message_naming_the_field(field, value, message):
