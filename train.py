@@ -62,6 +62,11 @@ flags.DEFINE_string("condition_on", DEFAULTS.condition_on,
                     "celeb_a: comma-separated attributes (e.g. Smiling,Male) whose on/off bits form the class "
                     "label the cgan conditions on: sum of bit_i * 2^i, so 2^k classes.")
 
+# quality (issue 9)
+flags.DEFINE_boolean("sync_batch_norm", DEFAULTS.sync_batch_norm,
+                     "GANs: batch norm statistics over the global batch, synchronised across replicas "
+                     "(--sync_batch_norm/--nosync_batch_norm); off: each replica normalises its own slice.")
+
 
 def _check(lookup):
     """A flag validator from a function that raises UsageError naming what is allowed."""

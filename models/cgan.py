@@ -32,7 +32,8 @@ class ConditionalGAN(DCGAN):
     @classmethod
     def from_run(cls, config, source):
         return cls(image_size=config.image_size, channels=source.channels, latent_dim=config.latent_dim,
-                   base_filters=config.base_filters, seed=config.seed, num_classes=source.num_classes)
+                   base_filters=config.base_filters, seed=config.seed, num_classes=source.num_classes,
+                   sync_batch_norm=config.sync_batch_norm)
 
     def get_config(self):
         return {**super().get_config(), "num_classes": self.num_classes}

@@ -34,6 +34,8 @@ class Config:
     kl_weight: float = 1.0  # the VAE's beta on the KL term; 1: the true ELBO
     iw_samples: int = 0  # importance samples of the VAE's test log-likelihood estimate; 0: none
     condition_on: str = ""  # comma-separated CelebA attributes whose bits make the class label
+    # quality (issue 9)
+    sync_batch_norm: bool = False  # GANs' batch norm statistics over the global batch under tf.distribute
 
     def __post_init__(self):
         if not self.workdir:

@@ -97,3 +97,41 @@ def test_model_round_trips_through_keras_saving(model, tmp_path):
     assert isinstance(loaded, DCGAN) and loaded.latent_dim == 8
     z = tf.random.normal([2, 8])
     np.testing.assert_allclose(loaded.generator(z), model.generator(z), atol=1e-6)
+
+
+@pytest.mark.parametrize("image_size,base_filters,expected", [
+    (64, 128, [1024, 512, 256, 128]),  # the paper's 64x64 generator
+    (32, 32, [128, 64, 32]),
+])
+def test_base_filters_is_the_width_of_g_last_hidden_and_d_first_convolution(image_size, base_filters, expected):
+    generator = build_generator(image_size, 3, latent_dim=8, base_filters=base_filters)
+    projection = [layer for layer in generator.layers if type(layer).__name__ == "Reshape"][0]
+    convs = [layer.filters for layer in generator.layers if type(layer).__name__ == "Conv2DTranspose"]
+    assert [projection.output.shape[-1], *convs[:-1]] == expected
+    assert convs[-1] == 3  # the image
+    discriminator = build_discriminator(image_size, 3, base_filters=base_filters)
+    assert [layer.filters for layer in discriminator.layers if type(layer).__name__ == "Conv2D"] == expected[::-1]
+
+
+def test_compile_builds_only_the_two_adams(model):
+    import keras
+    reachable = {id(obj): obj for obj in tf.train.TrackableView(model).descendants()}.values()
+    optimizers = [obj for obj in reachable if isinstance(obj, keras.optimizers.Optimizer)]
+    assert model.optimizer is None
+    assert sorted(map(id, optimizers)) == sorted([id(model.d_optimizer), id(model.g_optimizer)])
+
+
+@pytest.mark.parametrize("sync", [False, True])
+def test_sync_batch_norm_reaches_every_batch_norm(sync):
+    dcgan = DCGAN(image_size=32, channels=3, latent_dim=8, base_filters=4, sync_batch_norm=sync)
+    norms = [layer for net in (dcgan.generator, dcgan.discriminator) for layer in net.layers
+             if type(layer).__name__ == "BatchNormalization"]
+    assert len(norms) == 5 and all(layer.synchronized == sync for layer in norms)
+
+
+def test_discriminator_step_does_not_differentiate_the_generator(model):
+    """D's tape sees G's images as constants: no gradient path from D's loss to G's weights."""
+    traced = tf.function(model.train_step).get_concrete_function(
+        {"images": tf.TensorSpec([4, 32, 32, 3], tf.float32)})
+    op_types = [op.type for op in traced.graph.get_operations()]
+    assert op_types.count("StopGradient") >= 1
