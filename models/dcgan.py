@@ -194,12 +194,12 @@ class DCGAN(keras.Model):
         with tf.GradientTape(watch_accessed_variables=False) as input_tape:
             input_tape.watch(real)
             real_logits = self.discriminator(self.with_condition(real, batch), training=True)
+            summed = tf.reduce_sum(real_logits)  # each logit depends on its own image only
         fake_logits = self.discriminator(self.with_condition(fake, batch), training=True)
         loss = tf.reduce_mean(losses.discriminator_loss(real_logits, fake_logits))
         if not self.r1_gamma:
             return loss
-        penalty = tf.reduce_mean(losses.r1_penalty(input_tape.gradient(tf.reduce_sum(real_logits), real),
-                                                   self.r1_gamma))
+        penalty = tf.reduce_mean(losses.r1_penalty(input_tape.gradient(summed, real), self.r1_gamma))
         self.r1_tracker.update_state(penalty)
         return loss + penalty
 
