@@ -198,3 +198,48 @@ def test_condition_on_needs_celeb_a_and_the_cgan(tmp_path, dataset, model, messa
     with pytest.raises(UsageError, match=message):
         zoo.train(zoo.Config(model=model, dataset=dataset, condition_on="Smiling", workdir=str(tmp_path / "run")))
     assert not (tmp_path / "run").exists()
+
+
+OBEY_STEPS, OBEY_PER_CLASS = 400, 50
+
+
+@pytest.fixture(scope="module")
+def shapes_classifier():
+    """A small CNN trained on the shapes train split at 32 px, and its accuracy on 600 test images."""
+    keras.utils.set_random_seed(0)
+    config = zoo.Config(dataset="shapes", image_size=SIZE, seed=0)
+    source = get_source(config)
+
+    def pairs(split, training):
+        data, _ = make_dataset(source, config, split, batch_size=64, training=training, with_labels=True)
+        return data.map(lambda batch: (batch["images"], batch["labels"]))
+
+    classifier = keras.Sequential([
+        keras.Input((SIZE, SIZE, 3)),
+        keras.layers.Conv2D(32, 3, strides=2, padding="same", activation="relu"),
+        keras.layers.Conv2D(64, 3, strides=2, padding="same", activation="relu"),
+        keras.layers.Conv2D(64, 3, strides=2, padding="same", activation="relu"),
+        keras.layers.Flatten(), keras.layers.Dense(CLASSES)])
+    classifier.compile("adam", keras.losses.SparseCategoricalCrossentropy(from_logits=True), metrics=["accuracy"])
+    classifier.fit(pairs("train", True), steps_per_epoch=300, epochs=1, verbose=0)
+    accuracy = classifier.evaluate(pairs("test", False).take(10), verbose=0, return_dict=True)["accuracy"]
+    return classifier, accuracy
+
+
+@pytest.fixture(scope="module")
+def briefly_trained_cgan(tmp_path_factory):
+    config = zoo.Config(model="cgan", dataset="shapes", image_size=SIZE, batch_size=32, base_filters=16,
+                        latent_dim=32, epochs=1, steps_per_epoch=OBEY_STEPS, num_samples=CLASSES, xla=False,
+                        precision="float32", workdir=str(tmp_path_factory.mktemp("cgan_obeys")))
+    return zoo.train(config)
+
+
+def test_samples_are_classified_as_their_asked_class_well_above_chance(shapes_classifier, briefly_trained_cgan):
+    classifier, real_accuracy = shapes_classifier
+    assert real_accuracy > 0.9  # the judge knows the shapes
+    labels = tf.repeat(tf.range(CLASSES), OBEY_PER_CLASS)
+    sample = briefly_trained_cgan.serving_endpoints()["sample"][0]
+    images = sample(labels, tf.constant(7, tf.int64))["images"]
+    predicted = np.argmax(classifier.predict(images, verbose=0), axis=-1)
+    accuracy = float(np.mean(predicted == labels.numpy()))
+    assert accuracy > 0.5, f"class accuracy {accuracy:.2f} after {OBEY_STEPS} steps; chance is {1 / CLASSES:.2f}"
