@@ -61,6 +61,23 @@ flags.DEFINE_string("condition_on", DEFAULTS.condition_on,
                     "celeb_a: comma-separated attributes (e.g. Smiling,Male) whose on/off bits form the class "
                     "label the cgan conditions on: sum of bit_i * 2^i, so 2^k classes.")
 
+# quality (issue 9)
+flags.DEFINE_boolean("sync_batch_norm", DEFAULTS.sync_batch_norm,
+                     "GANs: batch norm statistics over the global batch, synchronised across replicas "
+                     "(--sync_batch_norm/--nosync_batch_norm); off: each replica normalises its own slice.")
+flags.DEFINE_float("ema_kimg", DEFAULTS.ema_kimg,
+                   "GANs: half-life, in thousands of training images, of the exponential moving average of "
+                   "G's weights that sample grids and exports use; 0: no average, the raw G.")
+flags.DEFINE_float("ema_rampup", DEFAULTS.ema_rampup,
+                   "GANs: the average's half-life is at most this share of the images seen so far, so short "
+                   "runs forget the random start; 0: no cap.")
+flags.DEFINE_string("diffaugment", DEFAULTS.diffaugment,
+                    "GANs: differentiable augmentations of every image D sees, real and generated, "
+                    "comma-separated from color,translation,cutout (DiffAugment); '' for none.")
+flags.DEFINE_float("r1_gamma", DEFAULTS.r1_gamma,
+                   "GANs: gamma of the R1 penalty (gamma/2) E||grad_x D(x)||^2 on real images, added to D's "
+                   "loss; 0: off.")
+
 
 def _check(lookup):
     """A flag validator from a function that raises UsageError naming what is allowed."""

@@ -7,6 +7,7 @@ import re
 import typing
 from typing import Optional
 
+from zoo import augment
 from zoo.errors import UsageError
 
 LIKELIHOODS = ("auto", "bernoulli", "logistic")
@@ -36,6 +37,12 @@ class Config:
     kl_weight: float = 1.0  # the VAE's beta on the KL term; 1: the true ELBO
     iw_samples: int = 0  # importance samples of the VAE's test log-likelihood estimate; 0: none
     condition_on: str = ""  # comma-separated CelebA attributes whose bits make the class label
+    # quality (issue 9)
+    sync_batch_norm: bool = False  # GANs' batch norm statistics over the global batch under tf.distribute
+    ema_kimg: float = 10.0  # GANs: half-life of G's weight average in thousands of images; 0: no average
+    ema_rampup: float = 0.05  # GANs: the half-life is at most this share of the images seen so far; 0: no cap
+    diffaugment: str = "color,translation,cutout"  # GANs: DiffAugment transforms of D's inputs; "": none
+    r1_gamma: float = 0.0  # GANs: weight of the R1 penalty on D's real-image gradients; 0: off
 
     def __post_init__(self):
         if not self.workdir:
@@ -58,6 +65,10 @@ class Config:
             raise UsageError(f"kl_weight must be a finite number >= 0, got {self.kl_weight}")
         if self.iw_samples < 0:
             raise UsageError(f"iw_samples must be >= 0, got {self.iw_samples}")
+        for name in ("ema_kimg", "ema_rampup", "r1_gamma"):
+            if not getattr(self, name) >= 0:
+                raise UsageError(f"{name} must be >= 0, got {getattr(self, name)}")
+        augment.parse_policy(self.diffaugment)
 
     def replace(self, **changes):
         return dataclasses.replace(self, **changes)

@@ -23,6 +23,11 @@ def generator_loss(fake_logits):
     return tf.nn.softplus(-_flatten(fake_logits)[:, 0])
 
 
+def r1_penalty(real_input_gradients, gamma):
+    """R1 (Mescheder et al. 2018): (gamma / 2) ||grad_x D(x)||^2 of each real image x."""
+    return 0.5 * gamma * tf.reduce_sum(tf.square(_flatten(real_input_gradients)), axis=1)
+
+
 def gaussian_kl(mean, log_variance):
     """KL(N(mean, exp(log_variance)) || N(0, I)), summed over latent dimensions."""
     return 0.5 * tf.reduce_sum(tf.exp(log_variance) + tf.square(mean) - 1.0 - log_variance, axis=-1)

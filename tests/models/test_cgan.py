@@ -40,7 +40,7 @@ def test_generator_output_depends_on_the_label():
 def test_discriminator_output_depends_on_the_label():
     model = _cgan()
     images = tf.tile(tf.random.stateless_uniform([1, SIZE, SIZE, 3], [0, 1], -1.0, 1.0), [CLASSES, 1, 1, 1])
-    logits = model.discriminate(images, tf.range(CLASSES), training=False).numpy()[:, 0]
+    logits = model.discriminator([images, tf.range(CLASSES)], training=False).numpy()[:, 0]
     assert len(set(logits.tolist())) == CLASSES
 
 
@@ -76,8 +76,9 @@ def test_train_step_moves_both_networks():
 
 def test_discriminator_loss_is_the_dcgan_formula():
     model = _compiled_cgan()
-    logits = model.discriminator.get_layer("logits")
+    logits, projection = model.discriminator.get_layer("logits"), model.discriminator.get_layer("projection")
     logits.kernel.assign(tf.zeros_like(logits.kernel))  # D(x, y) = sigmoid(0) = 1/2 for every image and label
+    projection.embedding.assign(tf.zeros_like(projection.embedding))
     # -log D(x, y) - log(1 - D(G(z, y), y)) = 2 log 2 while D cannot tell.
     assert float(model.train_step(BATCH)["d_loss"]) == pytest.approx(2 * math.log(2), rel=1e-5)
 
@@ -199,3 +200,4 @@ def test_condition_on_needs_celeb_a_and_the_cgan(tmp_path, dataset, model, messa
     with pytest.raises(UsageError, match=message):
         zoo.train(zoo.Config(model=model, dataset=dataset, condition_on="Smiling", workdir=str(tmp_path / "run")))
     assert not (tmp_path / "run").exists()
+

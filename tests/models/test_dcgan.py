@@ -97,3 +97,113 @@ def test_model_round_trips_through_keras_saving(model, tmp_path):
     assert isinstance(loaded, DCGAN) and loaded.latent_dim == 8
     z = tf.random.normal([2, 8])
     np.testing.assert_allclose(loaded.generator(z), model.generator(z), atol=1e-6)
+
+
+@pytest.mark.parametrize("image_size,base_filters,expected", [
+    (64, 128, [1024, 512, 256, 128]),  # the paper's 64x64 generator
+    (32, 32, [128, 64, 32]),
+])
+def test_base_filters_is_the_width_of_g_last_hidden_and_d_first_convolution(image_size, base_filters, expected):
+    generator = build_generator(image_size, 3, latent_dim=8, base_filters=base_filters)
+    projection = [layer for layer in generator.layers if type(layer).__name__ == "Reshape"][0]
+    convs = [layer.filters for layer in generator.layers if type(layer).__name__ == "Conv2DTranspose"]
+    assert [projection.output.shape[-1], *convs[:-1]] == expected
+    assert convs[-1] == 3  # the image
+    discriminator = build_discriminator(image_size, 3, base_filters=base_filters)
+    assert [layer.filters for layer in discriminator.layers if type(layer).__name__ == "Conv2D"] == expected[::-1]
+
+
+def test_compile_builds_only_the_two_adams(model):
+    import keras
+    reachable = {id(obj): obj for obj in tf.train.TrackableView(model).descendants()}.values()
+    optimizers = [obj for obj in reachable if isinstance(obj, keras.optimizers.Optimizer)]
+    assert model.optimizer is None
+    assert sorted(map(id, optimizers)) == sorted([id(model.d_optimizer), id(model.g_optimizer)])
+
+
+@pytest.mark.parametrize("sync", [False, True])
+def test_sync_batch_norm_reaches_every_batch_norm(sync):
+    dcgan = DCGAN(image_size=32, channels=3, latent_dim=8, base_filters=4, sync_batch_norm=sync)
+    norms = [layer for net in (dcgan.generator, dcgan.discriminator) for layer in net.layers
+             if type(layer).__name__ == "BatchNormalization"]
+    assert len(norms) == 5 and all(layer.synchronized == sync for layer in norms)
+
+
+def test_discriminator_step_does_not_differentiate_the_generator(model):
+    """D's tape sees G's images as constants: no gradient path from D's loss to G's weights."""
+    traced = tf.function(model.train_step).get_concrete_function(
+        {"images": tf.TensorSpec([4, 32, 32, 3], tf.float32)})
+    op_types = [op.type for op in traced.graph.get_operations()]
+    assert op_types.count("StopGradient") >= 1
+
+
+def _trained_for(steps, **options):
+    dcgan = DCGAN(image_size=32, channels=3, latent_dim=8, base_filters=4, seed=1, **options)
+    dcgan.compile(d_optimizer=optim.adam_from(2e-3, 0.5), g_optimizer=optim.adam_from(2e-3, 0.5))
+    for _ in range(steps):
+        dcgan.train_step(_hand_made_batch())
+    return dcgan
+
+
+def test_ema_generator_averages_the_weights_and_is_what_users_see():
+    dcgan = _trained_for(3, ema_kimg=1.0, ema_rampup=0.0)  # half-life 1000 images: beta ~ 0.997 a step
+    raw, average = dcgan.generator.trainable_weights, dcgan.ema_generator.trainable_weights
+    assert not any(np.allclose(r.numpy(), a.numpy()) for r, a in zip(raw, average))
+    z = tf.random.normal([4, 8])
+    expected = dcgan.ema_generator(z, training=False)
+    assert not np.allclose(expected, dcgan.generator(z, training=False))
+    np.testing.assert_allclose(dcgan.grid(z), tf.reshape(expected, [2, 2, 32, 32, 3]), atol=1e-6)
+    np.testing.assert_allclose(dcgan.serving_endpoints()["serving_default"][0](z)["images"], expected, atol=1e-6)
+    np.testing.assert_allclose(dcgan(z), expected, atol=1e-6)
+
+
+def test_without_ema_users_see_the_raw_generator():
+    dcgan = _trained_for(1)
+    z = tf.random.normal([4, 8])
+    assert dcgan.ema_generator is None
+    np.testing.assert_allclose(dcgan.grid(z), tf.reshape(dcgan.generator(z), [2, 2, 32, 32, 3]), atol=1e-6)
+
+
+def test_ema_generator_is_checkpointed_with_the_model(tmp_path):
+    dcgan = _trained_for(2, ema_kimg=1.0)
+    path = tf.train.Checkpoint(model=dcgan).save(str(tmp_path / "ckpt"))
+    fresh = DCGAN(image_size=32, channels=3, latent_dim=8, base_filters=4, seed=1, ema_kimg=1.0)
+    tf.train.Checkpoint(model=fresh).restore(path).assert_existing_objects_matched()
+    for saved, restored in zip(dcgan.ema_generator.weights, fresh.ema_generator.weights):  # moving statistics too
+        np.testing.assert_array_equal(saved.numpy(), restored.numpy())
+
+
+def test_diffaugment_reaches_real_and_fake_with_one_policy_and_g_learns_through_it(monkeypatch):
+    calls = []
+
+    def blank(images, policy, seed):
+        calls.append((images, policy))
+        return images * 0.0  # D sees nothing of any image
+
+    monkeypatch.setattr("zoo.augment.diff_augment", blank)
+    dcgan = DCGAN(image_size=32, channels=3, latent_dim=8, base_filters=4, seed=1, diffaugment="translation,cutout")
+    dcgan.compile(d_optimizer=optim.adam_from(2e-4, 0.5), g_optimizer=optim.adam_from(2e-4, 0.5))
+    generator_before = [w.numpy().copy() for w in dcgan.generator.trainable_weights]
+    batch = _hand_made_batch()
+    dcgan.train_step(batch)
+    assert len(calls) == 3  # D's real and fake batches, G's fake batch
+    assert {policy for _, policy in calls} == {("translation", "cutout")}
+    np.testing.assert_array_equal(calls[0][0], batch["images"])
+    # Blanked inputs carry no gradient back to G: its weights stay where they were.
+    for before, after in zip(generator_before, dcgan.generator.trainable_weights):
+        np.testing.assert_array_equal(before, after.numpy())
+
+
+def test_r1_adds_gamma_over_two_times_the_squared_input_gradient_to_d_loss(model):
+    gamma, batch = 10.0, _hand_made_batch()
+    dcgan = DCGAN(image_size=32, channels=3, latent_dim=8, base_filters=4, seed=1, r1_gamma=gamma)
+    dcgan.compile(d_optimizer=optim.adam_from(2e-4, 0.5), g_optimizer=optim.adam_from(2e-4, 0.5))
+    real = batch["images"]
+    with tf.GradientTape() as tape:
+        tape.watch(real)
+        summed = tf.reduce_sum(dcgan.discriminator(real, training=True))
+    gradients = tape.gradient(summed, real).numpy().reshape(4, -1)
+    expected = np.mean(gamma / 2 * (gradients ** 2).sum(axis=1))
+    logs = dcgan.train_step(batch)
+    np.testing.assert_allclose(float(logs["r1_penalty"]), expected, rtol=1e-4)
+    assert "r1_penalty" not in model.train_step(batch)  # off by default
