@@ -17,6 +17,8 @@ from zoo.errors import UsageError  # noqa: E402
 FLAGS = flags.FLAGS
 flags.DEFINE_string("workdir", zoo.Config().workdir, "Run directory written by train.py.")
 flags.DEFINE_string("export_dir", "exports", "Base folder: the export goes to <export_dir>/<name>/<version>/.")
+flags.DEFINE_enum("checkpoint", "latest", ("latest", "best"),
+                  "Which checkpoint: latest, or best (lowest FID during training with --eval_every).")
 flags.DEFINE_string("name", None, "Model name in the export path and in TF Serving. Default: the model's.")
 
 
@@ -24,7 +26,7 @@ def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
     try:
-        config, model = exporting.load_trained(FLAGS.workdir)
+        config, model = exporting.load_trained(FLAGS.workdir, FLAGS.checkpoint)
         path = exporting.export(model, FLAGS.export_dir, FLAGS.name or config.model)
     except UsageError as error:
         sys.exit(f"error: {error}")

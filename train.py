@@ -17,7 +17,7 @@ from absl import app, flags  # noqa: E402
 
 import zoo  # noqa: E402
 from zoo import device  # noqa: E402
-from zoo.config import LIKELIHOODS  # noqa: E402
+from zoo.config import EVAL_EVERY_DEFAULT, FEATURE_NETWORKS, LIKELIHOODS  # noqa: E402
 from zoo.datasets.pipelines import parse_dataset_name  # noqa: E402
 from zoo.errors import UsageError  # noqa: E402
 
@@ -62,6 +62,19 @@ flags.DEFINE_string("condition_on", DEFAULTS.condition_on,
                     "celeb_a: comma-separated attributes (e.g. Smiling,Male) whose on/off bits form the class "
                     "label the cgan conditions on: sum of bit_i * 2^i, so 2^k classes.")
 
+# Evaluation during training (zoo.evaluate)
+flags.DEFINE_integer("eval_every", None, f"Score FID/KID/(class accuracy) every N steps, keeping the best checkpoint "
+                                         f"in <workdir>/checkpoints/best; 0: off. Default: {EVAL_EVERY_DEFAULT} for "
+                                         f"labelled datasets (about 5% of the training time), off otherwise.")
+flags.DEFINE_integer("eval_samples", DEFAULTS.eval_samples, "Generated images each evaluation during training scores.")
+flags.DEFINE_enum("features", DEFAULTS.features, FEATURE_NETWORKS,
+                  "Feature network of the scores: domain (a small CNN trained on the dataset's labels, cached) or "
+                  "inception (needs --inception or the weights in ~/.keras/models).")
+flags.DEFINE_string("inception", DEFAULTS.inception, "Inception weights: the TTUR/TF-GAN graph "
+                    "classify_image_graph_def.pb or Keras's inception_v3_..._notop.h5. Default: ~/.keras/models.")
+flags.DEFINE_string("cache_dir", DEFAULTS.cache_dir, "Cache of domain feature networks. Default: "
+                    "<data_dir>/zoo_features.")
+
 
 def _check(lookup):
     """A flag validator from a function that raises UsageError naming what is allowed."""
@@ -81,11 +94,10 @@ flags.register_validator("dataset", _check(parse_dataset_name))
 
 
 def config_from_flags():
-    """Flags given on the command line, over the model's defaults, over Config's."""
-    model_class = zoo.MODELS.get(FLAGS.model)
+    """Flags given on the command line; Config supplies the model's defaults for the rest."""
     names = [f.name for f in dataclasses.fields(zoo.Config)]
     given = {name: FLAGS[name].value for name in names if FLAGS[name].present}
-    return zoo.Config(**{**model_class.config_defaults, **given, "model": FLAGS.model})
+    return zoo.Config(**{**given, "model": FLAGS.model})
 
 
 def main(argv):

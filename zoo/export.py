@@ -23,17 +23,20 @@ def next_version(model_dir):
     return max(versions, default=0) + 1
 
 
-def load_trained(workdir):
-    """The model of a work directory, restored from its last checkpoint, in float32."""
+def load_trained(workdir, checkpoint="latest"):
+    """The model of a work directory, restored from its latest checkpoint or (checkpoint="best") the one
+    with the lowest FID during training, in float32."""
     config_path = os.path.join(workdir, "config.json")
     if not os.path.isfile(config_path):
         raise UsageError(f"{workdir} is not a run directory (no config.json): pass the --workdir "
                          f"that train.py wrote")
     with open(config_path) as f:
         config = Config.from_json(f.read())
-    latest = tf.train.latest_checkpoint(os.path.join(workdir, "checkpoints"))
+    folder = os.path.join(workdir, "checkpoints", *(["best"] if checkpoint == "best" else []))
+    latest = tf.train.latest_checkpoint(folder)
     if latest is None:
-        raise UsageError(f"{workdir} has no checkpoint yet: train at least one epoch first")
+        raise UsageError(f"{workdir} has no best checkpoint: it is kept by training with --eval_every" if
+                         checkpoint == "best" else f"{workdir} has no checkpoint yet: train at least one epoch first")
     policy = device.resolve(precision="float32", xla=False, strategy="default")
     model = training.build_model(config.replace(workdir=workdir), get_source(config), policy)
     checkpoint, _, _ = training.checkpointer(model, os.path.join(workdir, "checkpoints"))
