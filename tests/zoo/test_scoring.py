@@ -1,0 +1,70 @@
+"""Specification of scoring a model: a trained DCGAN beats its initialisation, and training with
+--eval_every logs its scores, keeps the best checkpoint and draws the quality curve."""
+import json
+import os
+
+import numpy as np
+import pytest
+
+import zoo
+from zoo import device, export, scoring, training
+from zoo.datasets import get_source
+
+SCORED = 500  # generated images per score
+
+
+@pytest.fixture(scope="module")
+def run(tiny_config, shapes_feature_cache, tmp_path_factory):
+    """A small DCGAN on shapes, scored at initialisation, then trained 2 x 40 steps with an evaluation
+    every 40 steps."""
+    config = tiny_config(tmp_path_factory.mktemp("dcgan"), dataset="shapes", batch_size=32, steps_per_epoch=40,
+                         epochs=2, latent_dim=32, base_filters=16, eval_every=40, eval_samples=300,
+                         cache_dir=shapes_feature_cache)
+    source = get_source(config)
+    initial = training.build_model(config, source, device.resolve("float32", False, "default"))
+    at_start = scoring.evaluate_model(config, source, scoring.model_sampler(initial), SCORED, progress=False)
+    zoo.train(config)
+    with open(os.path.join(config.workdir, "metrics.jsonl")) as f:
+        records = [json.loads(line) for line in f]
+    return config, at_start, [record for record in records if "fid" in record]
+
+
+def test_a_briefly_trained_dcgan_scores_better_than_its_initialisation(run):
+    config, at_start, _ = run
+    _, model = export.load_trained(config.workdir)
+    trained = scoring.evaluate_model(config, get_source(config), scoring.model_sampler(model), SCORED,
+                                     progress=False)
+    assert trained["fid"] < 0.5 * at_start["fid"]
+    assert trained["kid"] < at_start["kid"]
+    assert trained["recall"] > at_start["recall"]
+    assert trained["real_split"] == "test" and trained["features"] == "domain"
+
+
+def test_evaluations_during_training_are_logged_with_step_and_time(run):
+    config, _, evaluations = run
+    assert [record["step"] for record in evaluations] == [40, 80]
+    assert 0 < evaluations[0]["elapsed_seconds"] <= evaluations[1]["elapsed_seconds"]
+    for record in evaluations:
+        assert np.isfinite([record["fid"], record["kid"]]).all() and record["generated_images"] == 300
+        assert record["features"] == "domain" and "classifier_test_accuracy" in record
+    assert os.listdir(os.path.join(config.workdir, "tensorboard", "eval"))
+    assert os.path.getsize(os.path.join(config.workdir, "quality.png")) > 0
+
+
+def test_the_best_checkpoint_is_kept_and_exported(run):
+    config, _, evaluations = run
+    best = min(evaluations, key=lambda record: record["fid"])
+    with open(os.path.join(config.workdir, "checkpoints", "best", "best.json")) as f:
+        assert json.load(f) == {"step": best["step"], "fid": best["fid"]}
+    _, model = export.load_trained(config.workdir, checkpoint="best")
+    assert int(model.step.numpy()) == best["step"]
+    assert int(export.load_trained(config.workdir)[1].step.numpy()) == 80
+
+
+def test_a_conditional_model_is_scored_on_class_accuracy(tiny_config, shapes_feature_cache, tmp_path):
+    config = tiny_config(tmp_path, model="cgan", dataset="shapes", cache_dir=shapes_feature_cache)
+    source = get_source(config)
+    model = training.build_model(config, source, device.resolve("float32", False, "default"))
+    record = scoring.evaluate_model(config, source, scoring.model_sampler(model), 60, progress=False)
+    assert 0 <= record["class_accuracy"] <= 1
+    assert record["class_accuracy_real"] == pytest.approx(record["classifier_test_accuracy"])
