@@ -103,7 +103,7 @@ def domain(config, source):
     logging.info("Domain feature network %s.weights.h5: test accuracy %.4f", stem, accuracy)
     predict = _attribute_label(config.condition_on, raw.attributes) if multi_label else \
         (lambda logits: tf.argmax(logits, axis=-1, output_type=tf.int32))
-    classify = tf.function(lambda images: model(to_unit_range(images), training=False))
+    classify = tf.function(lambda images: model(to_unit_range(images), training=False), reduce_retracing=True)
 
     def embed(images):
         features, logits = classify(images)

@@ -182,6 +182,7 @@ class PeriodicEvaluation(keras.callbacks.Callback):
             self.evaluate(step)
 
     def evaluate(self, step):
+        began = time.time()
         if self.network is None:
             self.network = features.get(self.config, self.source)
             batches, count = real_images(self.source, self.config, self.source.test_split)
@@ -189,7 +190,8 @@ class PeriodicEvaluation(keras.callbacks.Callback):
         generated = embed(self.network, generated_images(self.sampler, self.config.eval_samples, self.config.seed),
                           self.config.eval_samples, "generated", progress=False)
         record = {"step": step, "elapsed_seconds": round(time.time() - self.start, 1),
-                  **score(self.network, self.config, self.source, generated, self.real, TRAINING_METRICS)}
+                  **score(self.network, self.config, self.source, generated, self.real, TRAINING_METRICS),
+                  "eval_seconds": round(time.time() - began, 1)}  # its cost, beside the training time
         with open(self.metrics_path, "a") as f:
             f.write(json.dumps(record) + "\n")
         with self.writer.as_default():

@@ -72,7 +72,7 @@ def test_an_export_is_scored_without_the_projects_model_code(workdir, shapes_fea
 def test_missing_inception_weights_are_one_line(tmp_path):
     result = _run("-m", "zoo.evaluate", "--dataset=shapes", "--features=inception", env={"KERAS_HOME": str(tmp_path)})
     assert result.returncode != 0 and "Traceback" not in result.stderr
-    assert f"error: no Inception weights: download https://" in result.stderr
+    assert "error: no Inception weights: download https://" in result.stderr
     assert f"into {tmp_path}/models/" in result.stderr
 
 
