@@ -7,6 +7,7 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
+import tensorflow_datasets as tfds
 from keras.src.legacy.saving import legacy_h5_format
 from PIL import Image
 
@@ -119,3 +120,16 @@ def test_missing_inception_weights_say_what_to_download(tmp_path, monkeypatch):
     with pytest.raises(UsageError, match=f"no Inception weights: download .*{features.INCEPTION_H5} into "
                                          f"{tmp_path}/models/"):
         features.get(zoo.Config(features="inception"), None)
+
+
+def test_celeb_a_attributes_train_a_multi_label_network_that_labels_a_cgans_classes(tmp_path, monkeypatch):
+    monkeypatch.setattr(features, "DOMAIN_TRAIN_STEPS", 2)
+    config = zoo.Config(dataset="celeb_a", cache_dir=str(tmp_path), batch_size=16)
+    with tfds.testing.mock_data(num_examples=32):
+        network = features.get(config, get_source(config))
+        conditioned = config.replace(condition_on="Smiling,Male")
+        for_cgan = features.get(conditioned, get_source(conditioned))
+    assert 0 <= network.record["classifier_test_accuracy"] <= 1  # the mean over the 40 attributes
+    assert network.embed(_images(4))[1] is None  # no labels to predict without --condition_on
+    labels = for_cgan.embed(_images(4))[1]
+    assert labels.shape == (4,) and set(labels) <= {0, 1, 2, 3}

