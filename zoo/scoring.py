@@ -40,7 +40,8 @@ class Sampler:
 def model_sampler(model):
     """The Keras model's own `sample` endpoint, the function its export serves."""
     function, signature = model.serving_endpoints()["sample"]
-    return Sampler(tf.function(function, input_signature=signature), model.num_classes)
+    conditional = signature[0].name == "labels"  # (labels, seed) for the cGAN, (num_images, seed) for the others
+    return Sampler(tf.function(function, input_signature=signature), model.num_classes if conditional else 0)
 
 
 def export_sampler(path, num_classes):

@@ -59,3 +59,13 @@ def test_train_py_and_the_python_api_build_the_same_config(run_script, tmp_path)
     result = run_script("-c", code)
     assert result.returncode == 0, result.stderr[-2000:]
     assert zoo.Config.from_json(result.stdout[result.stdout.index("{"):]) == zoo.Config(model="vae", workdir="W")
+
+
+@pytest.mark.parametrize("field, value, message", [
+    ("eval_every", -1, r"eval_every must be >= 0 \(0: off\)"),
+    ("eval_samples", 1, "eval_samples must be at least 2"),
+    ("features", "vgg", "features must be one of domain, inception, got 'vgg'"),
+])
+def test_bad_evaluation_values_fail_with_a_message_naming_the_field(field, value, message):
+    with pytest.raises(UsageError, match=message):
+        zoo.Config(**{field: value})

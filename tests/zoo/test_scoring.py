@@ -71,3 +71,13 @@ def test_a_conditional_model_is_scored_on_class_accuracy(tiny_config, shapes_fea
     record = scoring.evaluate_model(config, source, scoring.model_sampler(model), 60, progress=False)
     assert 0 <= record["class_accuracy"] <= 1
     assert record["class_accuracy_real"] == pytest.approx(record["classifier_test_accuracy"])
+
+
+def test_a_vae_is_scored_on_its_samples_and_its_test_likelihood(tiny_config, shapes_feature_cache, tmp_path):
+    from zoo import evaluate
+
+    config = tiny_config(tmp_path, model="vae", dataset="shapes", cache_dir=shapes_feature_cache)
+    zoo.train(config)
+    record = evaluate.evaluate_workdir(config.workdir, 60, progress=False)
+    assert record["model"] == "vae" and record["generated_images"] == 60 and np.isfinite(record["fid"])
+    assert record["test_negative_elbo_nats"] > 0 and record["test_split"] == "test"
