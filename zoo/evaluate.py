@@ -99,7 +99,8 @@ def define_flags():
     flags.DEFINE_string("dataset", None, "The export's dataset; alone: score the dataset's train split against its "
                                          "test split (the real-data floor).")
     flags.DEFINE_integer("image_size", defaults.image_size, "Image side for --dataset alone: 32 or 64.")
-    flags.DEFINE_integer("num_samples", 10000, "Generated (or real train) images to score; the papers use 50000.")
+    flags.DEFINE_integer("num_samples", 10000, "Generated (or real train) images to score; the papers use 50000.",
+                         lower_bound=2)
     flags.DEFINE_enum("checkpoint", "latest", CHECKPOINTS, "Which checkpoint of --workdir: latest or best "
                                                            "(lowest FID during training).")
     flags.DEFINE_integer("seed", 0, "Seed of the generated images: batch b draws with seed + b.")
