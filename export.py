@@ -19,6 +19,8 @@ from zoo.errors import UsageError  # noqa: E402
 FLAGS = flags.FLAGS
 flags.DEFINE_string("workdir", zoo.Config().workdir, "Run directory written by train.py.")
 flags.DEFINE_string("export_dir", "exports", "Base folder: the export goes to <export_dir>/<name>/<version>/.")
+flags.DEFINE_enum("checkpoint", "latest", ("latest", "best"),
+                  "Which checkpoint: latest, or best (lowest FID during training with --eval_every).")
 flags.DEFINE_string("name", None, "Model name in the export path and in TF Serving: letters, digits, '_', '-' "
                                   "and '.', starting with a letter or digit. Default: the model's.")
 flags.DEFINE_integer("serving_batch_max", exporting.SERVING_BATCH_MAX,
@@ -34,7 +36,7 @@ def main(argv):
         if FLAGS.name is not None:
             exporting.check_name(FLAGS.name)
         cli.writable_folder(FLAGS.export_dir, "export_dir")
-        trained = exporting.load_trained(FLAGS.workdir)
+        trained = exporting.load_trained(FLAGS.workdir, FLAGS.checkpoint)
         path = exporting.export(trained, FLAGS.export_dir, FLAGS.name or trained.config.model,
                                 FLAGS.serving_batch_max, FLAGS.serving_root)
     except UsageError as error:

@@ -16,7 +16,7 @@ from absl import app, flags  # noqa: E402
 
 import zoo  # noqa: E402
 from zoo import cli, device  # noqa: E402
-from zoo.config import LIKELIHOODS  # noqa: E402
+from zoo.config import EVAL_EVERY_DEFAULT, FEATURE_NETWORKS, LIKELIHOODS  # noqa: E402
 from zoo.datasets.pipelines import parse_dataset_name  # noqa: E402
 from zoo.errors import UsageError  # noqa: E402
 
@@ -77,6 +77,18 @@ flags.DEFINE_string("diffaugment", DEFAULTS.diffaugment,
 flags.DEFINE_float("r1_gamma", DEFAULTS.r1_gamma,
                    "GANs: gamma of the R1 penalty (gamma/2) E||grad_x D(x)||^2 on real images, added to D's "
                    "loss; 0: off.")
+# Evaluation during training (zoo.evaluate)
+flags.DEFINE_integer("eval_every", None, f"Score FID/KID/(class accuracy) every N steps, keeping the best checkpoint "
+                                         f"in <workdir>/checkpoints/best; 0: off. Default: {EVAL_EVERY_DEFAULT} for "
+                                         f"labelled datasets (about 5% of the training time), off otherwise.")
+flags.DEFINE_integer("eval_samples", DEFAULTS.eval_samples, "Generated images each evaluation during training scores.")
+flags.DEFINE_enum("features", DEFAULTS.features, FEATURE_NETWORKS,
+                  "Feature network of the scores: domain (a small CNN trained on the dataset's labels, cached) or "
+                  "inception (needs --inception or the weights in ~/.keras/models).")
+flags.DEFINE_string("inception", DEFAULTS.inception, "Inception weights: the TTUR/TF-GAN graph "
+                    "classify_image_graph_def.pb or Keras's inception_v3_..._notop.h5. Default: ~/.keras/models.")
+flags.DEFINE_string("cache_dir", DEFAULTS.cache_dir, "Cache of domain feature networks. Default: "
+                    "<data_dir>/zoo_features.")
 
 
 def _check(lookup):
@@ -97,11 +109,10 @@ flags.register_validator("dataset", _check(parse_dataset_name))
 
 
 def config_from_flags():
-    """Flags given on the command line, over the model's defaults, over Config's."""
-    model_class = zoo.MODELS.get(FLAGS.model)
+    """Flags given on the command line; Config supplies the model's defaults for the rest."""
     names = [f.name for f in dataclasses.fields(zoo.Config)]
     given = {name: FLAGS[name].value for name in names if FLAGS[name].present}
-    return zoo.Config(**{**model_class.config_defaults, **given, "model": FLAGS.model})
+    return zoo.Config(**{**given, "model": FLAGS.model})
 
 
 def check_paths(config):

@@ -5,7 +5,9 @@ level of subfolders (PATH/cat/1.jpg, PATH/dog/2.png) the subfolder names,
 sorted, are the class labels; otherwise the images are unlabelled. Hidden
 files and folders (.DS_Store, .git/) are ignored; other files that are not
 readable JPEG or PNG images are skipped and reported in one warning, since
-one bad file in thousands should not stop a run.
+one bad file in thousands should not stop a run. Every tenth image by sorted path is
+held out as the test split that scores are measured on; a folder of fewer than ten
+images has no test split, and is scored against its training images (each score says so).
 """
 import functools
 import io
@@ -23,6 +25,7 @@ IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png")
 # size that decodes to gigabytes (a decompression bomb). 64M pixels: an 8000x8000 photo.
 MAX_PIXELS = 64_000_000
 _NAMED_SKIPS = 5  # skipped files named in the warning
+TEST_SHARE = 10  # every 10th image is a test image
 
 
 class UnusableImage(ValueError):
@@ -51,6 +54,11 @@ def list_files(folder):
         others = f" (only {len(files)} other files, such as {files[0]})" if files else ""
         raise DatasetUnavailableError(f"{folder} holds no .jpg, .jpeg or .png images{others}")
     return files
+
+
+def test_files(files):
+    """The held-out images: every TEST_SHARE-th image by sorted path, the same set whatever the order of listing."""
+    return sorted(filter(is_image_name, files))[TEST_SHARE - 1::TEST_SHARE]
 
 
 def class_names(files):
@@ -140,8 +148,8 @@ class ImageFolder(tfds.core.GeneratorBasedBuilder):
     two folders never share a prepared copy.
     """
 
-    VERSION = tfds.core.Version("1.0.0")
-    RELEASE_NOTES = {"1.0.0": "Initial release."}
+    VERSION = tfds.core.Version("1.1.0")
+    RELEASE_NOTES = {"1.0.0": "Initial release.", "1.1.0": "Every tenth image held out as the test split."}
 
     def _info(self):
         classes = class_names(self.builder_config.files)
@@ -157,11 +165,16 @@ class ImageFolder(tfds.core.GeneratorBasedBuilder):
 
     def _split_generators(self, dl_manager):
         del dl_manager  # the files are local
-        return {"train": self._generate_examples()}
+        files = self.builder_config.files
+        held_out = set(test_files(files))
+        splits = {"train": self._generate_examples([name for name in files if name not in held_out])}
+        if held_out:
+            splits["test"] = self._generate_examples(sorted(held_out))
+        return splits
 
-    def _generate_examples(self):
-        folder, files = self.builder_config.folder, self.builder_config.files
-        labels = {name: label for label, name in enumerate(class_names(files))}
+    def _generate_examples(self, files):
+        folder = self.builder_config.folder
+        labels = {name: label for label, name in enumerate(class_names(self.builder_config.files))}
         skips = Skips(folder)
         for name in files:
             try:

@@ -255,7 +255,8 @@ def image_folder_source(config, argument):
     classes = image_folder.class_names(files)
     return DataSource(
         name=f"folder:{argument}", channels=3, num_classes=len(classes), class_names=classes,
-        label_key="label" if classes else None, test_split="train",
+        label_key="label" if classes else None,
+        test_split="test" if image_folder.test_files(files) else "train",  # too few images to hold any out
         prepare=lambda: prepare_local(f"folder:{argument}", image_folder.ImageFolder, folder, files, config,
                                       f"the images in {folder}"))
 

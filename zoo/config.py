@@ -11,6 +11,10 @@ from zoo import augment
 from zoo.errors import UsageError
 
 LIKELIHOODS = ("auto", "bernoulli", "logistic")
+FEATURE_NETWORKS = ("domain", "inception")
+# What a field left at None gets unless the model's `config_defaults` say otherwise: the DCGAN paper's.
+MODEL_DEFAULTS = {"learning_rate": 2e-4, "beta_1": 0.5, "latent_dim": 100, "epochs": 20}
+EVAL_EVERY_DEFAULT = 500  # steps; evaluating 2000 samples costs about 5% of the steps between (docs/results.md)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -19,12 +23,12 @@ class Config:
     dataset: str = "shapes"
     image_size: int = 32
     batch_size: int = 64
-    epochs: int = 20
+    epochs: Optional[int] = None  # None: the model's default (MODEL_DEFAULTS, or its config_defaults)
     steps_per_epoch: int = 0  # 0: one pass over the training split
-    latent_dim: int = 100
+    latent_dim: Optional[int] = None  # None: the model's default (MODEL_DEFAULTS, or its config_defaults)
     base_filters: int = 32  # width of the networks' first/last convolution
-    learning_rate: float = 2e-4
-    beta_1: float = 0.5
+    learning_rate: Optional[float] = None  # None: the model's default
+    beta_1: Optional[float] = None  # None: the model's default
     workdir: str = ""  # "": runs/<model>_<dataset>
     seed: int = 0
     xla: Optional[bool] = None  # None: on with a GPU, off without
@@ -43,8 +47,16 @@ class Config:
     ema_rampup: float = 0.05  # GANs: the half-life is at most this share of the images seen so far; 0: no cap
     diffaugment: str = "color,translation,cutout"  # GANs: DiffAugment transforms of D's inputs; "": none
     r1_gamma: float = 0.0  # GANs: weight of the R1 penalty on D's real-image gradients; 0: off
+    # Evaluation (zoo.evaluate, zoo.features)
+    eval_every: Optional[int] = None  # steps between scores during training; 0: off; None: EVAL_EVERY_DEFAULT
+    # for datasets the domain features can score (labelled), else off
+    eval_samples: int = 2000  # generated images each evaluation during training scores
+    features: str = "domain"  # feature network of FID/KID/precision/recall: domain or inception
+    inception: str = ""  # Inception .pb graph or Keras .h5 weights; "": looked for in ~/.keras/models
+    cache_dir: str = ""  # where domain feature networks are cached; "": <tfds data_dir>/zoo_features
 
     def __post_init__(self):
+        self._resolve_model_defaults()
         if not self.workdir:
             dataset = re.sub(r"[^A-Za-z0-9_.-]+", "_", self.dataset).strip("_")
             object.__setattr__(self, "workdir", os.path.join("runs", f"{self.model}_{dataset}"))
@@ -69,6 +81,23 @@ class Config:
             if not getattr(self, name) >= 0:
                 raise UsageError(f"{name} must be >= 0, got {getattr(self, name)}")
         augment.parse_policy(self.diffaugment)
+        if self.eval_every is not None and self.eval_every < 0:
+            raise UsageError(f"eval_every must be >= 0 (0: off), got {self.eval_every}")
+        if self.eval_samples < 2:
+            raise UsageError(f"eval_samples must be at least 2, got {self.eval_samples}")
+        if self.features not in FEATURE_NETWORKS:
+            raise UsageError(f"features must be one of {', '.join(FEATURE_NETWORKS)}, got {self.features!r}")
+
+    def _resolve_model_defaults(self):
+        """Fields left at None take the registered model's config_defaults, else MODEL_DEFAULTS: the same
+        for zoo.Config(model="vae") in Python as for train.py --model=vae."""
+        from zoo import models  # noqa: F401  registers the models; imported late, as models import zoo modules
+        from zoo.registry import MODELS
+
+        model_defaults = {**MODEL_DEFAULTS, **MODELS.get(self.model).config_defaults}
+        for name, value in model_defaults.items():
+            if getattr(self, name) is None:
+                object.__setattr__(self, name, value)
 
     def replace(self, **changes):
         return dataclasses.replace(self, **changes)

@@ -108,8 +108,9 @@ def _forget_partial_restores():
             leftover.set_expect_partial(True)
 
 
-def load_trained(workdir):
-    """The model of a work directory, restored from its last checkpoint, in float32.
+def load_trained(workdir, checkpoint="latest"):
+    """The model of a work directory, restored from its latest checkpoint or (checkpoint="best") the one
+    with the lowest FID during training, in float32.
 
     Needs the run directory only, not the training data: the dataset's facts
     the model is built from (channels, classes) were saved with the run.
@@ -119,9 +120,11 @@ def load_trained(workdir):
         raise UsageError(f"{workdir} is not a run directory (no config.json): pass the --workdir "
                          f"that train.py wrote")
     config = Config.read(config_path)
-    latest = tf.train.latest_checkpoint(os.path.join(workdir, "checkpoints"))
+    folder = os.path.join(workdir, "checkpoints", *(["best"] if checkpoint == "best" else []))
+    latest = tf.train.latest_checkpoint(folder)
     if latest is None:
-        raise UsageError(f"{workdir} has no checkpoint yet: train at least one epoch first")
+        raise UsageError(f"{workdir} has no best checkpoint: it is kept by training with --eval_every" if
+                         checkpoint == "best" else f"{workdir} has no checkpoint yet: train at least one epoch first")
     source = read_dataset_facts(workdir) or get_source(config)  # runs from before the facts were saved
     policy = device.resolve(precision="float32", xla=False, strategy="default")
     model = training.build_model(config.replace(workdir=workdir), source, policy)

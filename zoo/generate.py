@@ -42,7 +42,8 @@ class GenerateConfig:
     Not a field of zoo.Config: that one is a training run's, saved and compared on resume.
     """
     export: str = ""  # an export's version folder, exports/<model>/<version>
-    workdir: str = ""  # a run directory: its last checkpoint
+    workdir: str = ""  # a run directory: its latest (or best) checkpoint
+    checkpoint: str = "latest"  # with --workdir: latest, or best (lowest FID during training)
     timelapse: str = ""  # a run directory: its sample grids as an animated GIF
     num_images: int = 0  # 0: one per --labels/--classes entry, or DEFAULT_NUM_IMAGES
     seed: int = 0
@@ -61,6 +62,10 @@ class GenerateConfig:
         if len(sources) != 1:
             raise UsageError("give one of --export=EXPORT_VERSION_DIR, --workdir=RUN_DIR or --timelapse=RUN_DIR"
                              + (f"; got {' and '.join('--' + name for name in sources)}" if sources else ""))
+        if self.checkpoint not in ("latest", "best"):
+            raise UsageError(f"--checkpoint must be latest or best, got {self.checkpoint!r}")
+        if self.checkpoint != "latest" and not self.workdir:
+            raise UsageError("--checkpoint chooses a run directory's checkpoint: it needs --workdir")
         if self.timelapse:
             others = sorted(set(given) - {"timelapse", "out"})
             if others:
@@ -141,12 +146,11 @@ class Generator:
                    loaded, batch_max)
 
     @classmethod
-    def from_workdir(cls, workdir):
+    def from_workdir(cls, workdir, checkpoint="latest"):
         """A run's model, traced through the same endpoints as its export."""
         from zoo import export  # the training stack: only a work directory needs it
 
-        # The checkpoint choice (best or latest, issue 8) goes through load_trained once it takes one.
-        trained = export.load_trained(workdir)
+        trained = export.load_trained(workdir, checkpoint)
         functions, specs = {}, {}
         for name, (function, signature) in export.endpoints(trained).items():
             traced = tf.function(function, input_signature=signature)
@@ -354,7 +358,8 @@ def run(config):
     if config.timelapse:
         return [images.timelapse(os.path.join(config.timelapse, "samples"),
                                  config.out or os.path.join(config.timelapse, "timelapse.gif"))]
-    generator = Generator.from_export(config.export) if config.export else Generator.from_workdir(config.workdir)
+    generator = (Generator.from_export(config.export) if config.export
+                 else Generator.from_workdir(config.workdir, config.checkpoint))
     if config.reconstruct:
         return reconstruct(generator, config)
     if config.interpolate:
@@ -391,7 +396,8 @@ def define_flags():
     defaults = GenerateConfig.__dataclass_fields__
     help_texts = {
         "export": "An export version folder (exports/<model>/<N>), loaded with TensorFlow alone.",
-        "workdir": "A run directory written by train.py: its model from the last checkpoint.",
+        "workdir": "A run directory written by train.py: its model from the latest (or --checkpoint=best) checkpoint.",
+        "checkpoint": "With --workdir: latest, or best (the lowest FID during training with --eval_every).",
         "timelapse": "A run directory: write an animated GIF of its per-epoch sample grids (samples/epoch_*.png).",
         "num_images": f"Images to generate; 0: one per --labels/--classes entry, or {DEFAULT_NUM_IMAGES}. "
                       f"At most {MAX_GRID_IMAGES} in a grid (--out), {MAX_IMAGES} with --outdir.",

@@ -7,7 +7,7 @@ import os
 import keras
 import tensorflow as tf
 
-from zoo import callbacks, device, images, metrics, optim
+from zoo import callbacks, device, images, metrics, optim, scoring
 from zoo.config import Config
 from zoo.errors import RunMismatchError, UsageError
 from zoo.datasets import get_source, make_dataset
@@ -16,7 +16,8 @@ from zoo.registry import MODELS
 
 # Flags that may differ when a run is resumed; any other change would mix two experiments.
 RESUMABLE_CHANGES = frozenset({"epochs", "steps_per_epoch", "xla", "precision", "strategy",
-                               "data_dir", "manual_dir", "batch_size", "workdir", "iw_samples"})
+                               "data_dir", "manual_dir", "batch_size", "workdir", "iw_samples",
+                               "eval_every", "eval_samples", "features", "inception", "cache_dir"})
 
 
 def check_resumable(saved, config):
@@ -116,6 +117,7 @@ def train(config):
         callbacks.MetricsLog(files["metrics.jsonl"]),
         keras.callbacks.TensorBoard(files["tensorboard"], write_graph=False),
         callbacks.Checkpoint(manager, epoch, files["model.keras"]),
+        *scoring.training_callbacks(config, source, config.workdir),
     ])
     images.timelapse(files["samples"], os.path.join(config.workdir, "timelapse.gif"))  # the run at a glance
     results = metrics.evaluate(model, config, source)

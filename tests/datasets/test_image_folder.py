@@ -176,3 +176,21 @@ def test_batches_are_float32_in_unit_range_with_labels(tmp_path):
     assert labels.dtype == np.int32
     # Every image, whatever its size, is its class's colour once cropped and resized.
     np.testing.assert_array_equal(images[..., 2].mean(axis=(1, 2)) > 0, labels == 1)
+
+
+def test_every_tenth_image_is_held_out_as_the_test_split(tmp_path):
+    for index in range(25):
+        write_file(tmp_path / "many" / f"{index:02d}.png", encoded((index * 10, 0, 0), format="PNG"))
+    source = folder_source(tmp_path / "many", tmp_path / "tfds")
+    assert source.test_split == "test"
+    builder = source.prepare()
+    assert {name: split.num_examples for name, split in builder.info.splits.items()} == {"train": 23, "test": 2}
+    reds = sorted(int(example["image"][0, 0, 0]) for example in
+                  builder.as_dataset(split="test", shuffle_files=False).as_numpy_iterator())
+    assert reds == [90, 190]  # 09.png and 19.png: the same images every time, whatever the listing order
+
+
+def test_a_folder_too_small_to_hold_out_is_scored_on_its_training_images(tmp_path):
+    for index in range(9):
+        write_file(tmp_path / "few" / f"{index}.png", encoded("red", format="PNG"))
+    assert folder_source(tmp_path / "few", tmp_path / "tfds").test_split == "train"

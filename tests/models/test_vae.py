@@ -233,3 +233,27 @@ def test_resume_restores_the_noise_generator(run):
     # initial [0, 0]: a resumed run draws new noise instead of its first steps' again.
     restored = export.load_trained(run["config"].workdir)[1]
     assert restored.seed_generator.state.numpy().tolist() == [0, 4]
+
+
+def test_evaluation_draws_seeded_noise_and_leaves_the_training_noise_alone():
+    model = _vae()
+    model.compile(optimizer=keras.optimizers.Adam())
+    images = tf.data.Dataset.from_tensors({"images": _images([0.5, -0.5, 0.0, 1.0])})
+    state = model.seed_generator.state.numpy().tolist()
+    first, second = (model.evaluate(images, verbose=0, return_dict=True) for _ in range(2))
+    assert model.seed_generator.state.numpy().tolist() == state
+    assert first == second
+
+
+def test_bits_per_dim_only_for_the_discretised_logistic(tmp_path):
+    from zoo import metrics
+    from zoo.datasets import get_source
+
+    config = zoo.Config(model="vae", dataset="shapes", likelihood="bernoulli", batch_size=250,
+                        workdir=str(tmp_path), latent_dim=LATENT, base_filters=8)
+    model = _vae("bernoulli", channels=3)
+    model.compile(optimizer=keras.optimizers.Adam())
+    results = metrics.test_likelihood(metrics.Scoring(config, get_source(config), model))
+    assert results["likelihood"] == "bernoulli" and results["test_split"] == "test"
+    assert results["test_negative_elbo_nats"] > 0
+    assert not [name for name in results if "bits" in name]

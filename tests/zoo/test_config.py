@@ -67,3 +67,30 @@ def test_json_with_unknown_keys_is_refused():
 def test_bad_values_fail_with_a_message_naming_the_field(field, value, message):
     with pytest.raises(UsageError, match=message):
         zoo.Config(**{field: value})
+
+
+def test_python_api_gets_the_models_own_defaults_as_train_py_does():
+    from zoo.models.vae import VAE
+
+    config = zoo.Config(model="vae")
+    assert {name: getattr(config, name) for name in VAE.config_defaults} == VAE.config_defaults
+    assert zoo.Config(model="vae", learning_rate=5e-4).learning_rate == 5e-4  # a value given wins
+    assert (zoo.Config(model="cgan").learning_rate, zoo.Config(model="cgan").latent_dim) == (2e-4, 100)
+
+
+def test_train_py_and_the_python_api_build_the_same_config(run_script, tmp_path):
+    code = ("import sys, train; train.FLAGS(['train.py', '--model=vae', '--workdir=W']); "
+            "print(train.config_from_flags().to_json())")
+    result = run_script("-c", code)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert zoo.Config.from_json(result.stdout[result.stdout.index("{"):]) == zoo.Config(model="vae", workdir="W")
+
+
+@pytest.mark.parametrize("field, value, message", [
+    ("eval_every", -1, r"eval_every must be >= 0 \(0: off\)"),
+    ("eval_samples", 1, "eval_samples must be at least 2"),
+    ("features", "vgg", "features must be one of domain, inception, got 'vgg'"),
+])
+def test_bad_evaluation_values_fail_with_a_message_naming_the_field(field, value, message):
+    with pytest.raises(UsageError, match=message):
+        zoo.Config(**{field: value})

@@ -1,0 +1,96 @@
+"""`python -m zoo.evaluate` as a user runs it: a work directory, an export, and one-line errors."""
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+import zoo
+from zoo import export
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+# zoo.evaluate's main on an export, in a process where every model class of the zoo refuses to be built
+# or called: the images can only come from the SavedModel's own `sample` signature.
+WITHOUT_MODEL_CODE = """
+import sys
+from absl import app
+import zoo
+from zoo import evaluate
+
+def refuse(*args, **kwargs):
+    raise AssertionError("project model code was used for sampling")
+
+for name in zoo.MODELS.names():
+    model_class = zoo.MODELS.get(name)
+    for method in ("__init__", "call", "generate", "serving_endpoints", "from_run"):
+        setattr(model_class, method, refuse)
+evaluate.define_flags()
+sys.argv = ["zoo.evaluate", *sys.argv[1:]]
+app.run(evaluate.run_main)
+"""
+
+
+def _run(*args, env=None):
+    return subprocess.run([sys.executable, *args], cwd=REPO, capture_output=True, text=True, timeout=600,
+                          env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", **(env or {})})
+
+
+@pytest.fixture(scope="module")
+def workdir(tiny_config, tmp_path_factory):
+    config = tiny_config(tmp_path_factory.mktemp("dcgan"), dataset="shapes")
+    zoo.train(config)
+    return config.workdir
+
+
+def test_a_workdir_is_scored_into_eval_json_and_metrics_jsonl(workdir, shapes_feature_cache):
+    result = _run("-m", "zoo.evaluate", f"--workdir={workdir}", "--num_samples=100",
+                  f"--cache_dir={shapes_feature_cache}")
+    assert result.returncode == 0, result.stderr[-3000:]
+    with open(os.path.join(workdir, "eval.json")) as f:
+        record = json.load(f)
+    with open(os.path.join(workdir, "metrics.jsonl")) as f:
+        assert json.loads(f.readlines()[-1]) == record
+    assert record["step"] == 2 and record["checkpoint"] == "latest" and record["generated_images"] == 100
+    assert record["real_split"] == "test" and record["real_images"] == 1000 and record["features"] == "domain"
+    for name in ("fid", "kid", "kid_std", "precision", "recall"):
+        assert f"\n{name} " in result.stdout and isinstance(record[name], float)  # the printed table
+
+
+def test_an_export_is_scored_without_the_projects_model_code(workdir, shapes_feature_cache, tmp_path):
+    config, model, _ = export.load_trained(workdir)
+    path = export.export(model, str(tmp_path / "exports"), config.model)
+    result = _run("-c", WITHOUT_MODEL_CODE, f"--export={path}", "--dataset=shapes", "--num_samples=100",
+                  f"--cache_dir={shapes_feature_cache}", f"--output_dir={tmp_path / 'scores'}")
+    assert result.returncode == 0, result.stderr[-3000:]
+    with open(tmp_path / "scores" / "eval.json") as f:
+        record = json.load(f)
+    assert record["export"] == path and record["generated_images"] == 100 and record["fid"] > 0
+
+
+def test_missing_inception_weights_are_one_line(tmp_path):
+    result = _run("-m", "zoo.evaluate", "--dataset=shapes", "--features=inception", env={"KERAS_HOME": str(tmp_path)})
+    assert result.returncode != 0 and "Traceback" not in result.stderr
+    assert "error: no Inception weights: download https://" in result.stderr
+    assert f"into {tmp_path}/models/" in result.stderr
+
+
+def test_an_unlabelled_dataset_without_inception_is_one_line(tmp_path):
+    from PIL import Image
+
+    os.makedirs(tmp_path / "pics")
+    Image.new("RGB", (8, 8), "red").save(tmp_path / "pics" / "a.png")
+    result = _run("-m", "zoo.evaluate", f"--dataset=folder:{tmp_path / 'pics'}", f"--data_dir={tmp_path / 'tfds'}")
+    assert result.returncode != 0 and "Traceback" not in result.stderr
+    assert "has no labels or attributes to train the domain feature network on: pass --features=inception" \
+        in result.stderr
+
+
+def test_a_workdir_without_checkpoints_is_one_line(tiny_config, tmp_path):
+    config = tiny_config(tmp_path)
+    with open(tmp_path / "config.json", "w") as f:
+        f.write(config.to_json())
+    result = _run("-m", "zoo.evaluate", f"--workdir={tmp_path}")
+    assert result.returncode != 0 and "Traceback" not in result.stderr
+    assert f"error: {tmp_path} has no checkpoint yet" in result.stderr
