@@ -5,7 +5,12 @@
     python train.py --model=vae --dataset=fashion_mnist --epochs=5
     python train.py --model=cgan --dataset=celeb_a --condition_on=Smiling
 
-Rerunning the same command resumes from the work directory's last checkpoint.
+Rerunning the same command resumes from the work directory's last good checkpoint.
+
+Exit codes: 0 trained to --epochs; 1 an error, printed as one line (bad flag or file, a
+diverged loss, no readable checkpoint) or a traceback (a bug); 75 (EX_TEMPFAIL) stopped by
+SIGTERM or SIGINT after saving a checkpoint: rerun the same command to resume. A second
+Ctrl-C quits at once with 130, unsaved.
 """
 import dataclasses
 import logging
@@ -19,7 +24,7 @@ import zoo  # noqa: E402
 from zoo import device  # noqa: E402
 from zoo.config import LIKELIHOODS  # noqa: E402
 from zoo.datasets.pipelines import parse_dataset_name  # noqa: E402
-from zoo.errors import UsageError  # noqa: E402
+from zoo.errors import Diverged, Interrupted, UsageError  # noqa: E402
 
 DEFAULTS = zoo.Config()
 FLAGS = flags.FLAGS
@@ -61,6 +66,13 @@ flags.DEFINE_integer("iw_samples", DEFAULTS.iw_samples,
 flags.DEFINE_string("condition_on", DEFAULTS.condition_on,
                     "celeb_a: comma-separated attributes (e.g. Smiling,Male) whose on/off bits form the class "
                     "label the cgan conditions on: sum of bit_i * 2^i, so 2^k classes.")
+# Crash safety
+flags.DEFINE_string("checkpoint_every", DEFAULTS.checkpoint_every,
+                    "Save a checkpoint every this many steps (500) or this long (90s, 5m, 1h), besides each "
+                    "epoch's end and a stop by SIGTERM/SIGINT.")
+flags.DEFINE_integer("keep_checkpoints", DEFAULTS.keep_checkpoints, "Checkpoints kept in <workdir>/checkpoints.")
+
+INTERRUPTED_EXIT_CODE = 75  # EX_TEMPFAIL: saved and stopped by a signal; rerunning resumes
 
 
 def _check(lookup):
@@ -95,8 +107,11 @@ def main(argv):
     try:
         config = config_from_flags()
         zoo.train(config)
-    except UsageError as error:
+    except (UsageError, Diverged) as error:
         sys.exit(f"error: {error}")
+    except Interrupted as stopped:
+        print(str(stopped), file=sys.stderr)
+        sys.exit(INTERRUPTED_EXIT_CODE)
     print(f"Done: samples in {config.workdir}/samples, export with "
           f"`python export.py --workdir={config.workdir}`")
 

@@ -10,6 +10,19 @@ from zoo.errors import UsageError
 LIKELIHOODS = ("auto", "bernoulli", "logistic")
 
 
+DURATION_UNITS = {"s": 1, "m": 60, "h": 3600}
+
+
+def parse_interval(text):
+    """Steps or a duration: "500" -> (500, None); "90s", "5m", "1h" -> (None, seconds)."""
+    match = re.fullmatch(r"\s*(\d+)\s*([smh]?)\s*", str(text))
+    if not match or int(match[1]) < 1:
+        raise UsageError(f"checkpoint_every must be a positive number of steps (500) or a duration "
+                         f"(90s, 5m, 1h), got {text!r}")
+    count, unit = int(match[1]), match[2]
+    return (None, count * DURATION_UNITS[unit]) if unit else (count, None)
+
+
 @dataclasses.dataclass(frozen=True)
 class Config:
     model: str = "dcgan"
@@ -34,6 +47,9 @@ class Config:
     kl_weight: float = 1.0  # the VAE's beta on the KL term; 1: the true ELBO
     iw_samples: int = 0  # importance samples of the VAE's test log-likelihood estimate; 0: none
     condition_on: str = ""  # comma-separated CelebA attributes whose bits make the class label
+    # Crash safety (zoo.training): how often a checkpoint is saved, and how many are kept.
+    checkpoint_every: str = "5m"  # steps ("500") or a duration ("90s", "5m", "1h")
+    keep_checkpoints: int = 3
 
     def __post_init__(self):
         if not self.workdir:
@@ -54,6 +70,9 @@ class Config:
             raise UsageError(f"likelihood must be one of {', '.join(LIKELIHOODS)}, got {self.likelihood!r}")
         if not self.kl_weight >= 0:
             raise UsageError(f"kl_weight must be >= 0, got {self.kl_weight}")
+        parse_interval(self.checkpoint_every)
+        if self.keep_checkpoints < 1:
+            raise UsageError(f"keep_checkpoints must be a positive integer, got {self.keep_checkpoints}")
         if self.iw_samples < 0:
             raise UsageError(f"iw_samples must be >= 0, got {self.iw_samples}")
 
