@@ -35,6 +35,11 @@ def checkpointer(model, directory, keep=3):
     # state named here, a resumed run would draw again the noise of its first steps.
     checkpoint = tf.train.Checkpoint(model=model, noise_state=model.seed_generator.state,
                                      **vars(progress))  # (dataclasses.asdict would copy the variables)
+    saved = {id(item) for item in tf.train.TrackableView(checkpoint).descendants()}
+    unsaved = [variable.path for variable in model.variables if id(variable) not in saved]
+    if unsaved:  # a model's bug, so fail at once rather than lose them at the first resume
+        raise ValueError(f"{type(model).__name__} holds variables a checkpoint would not save: {', '.join(unsaved)}; "
+                         f"keep them as attributes or in a keras.Model or layer, not in a Python list or dict")
     return checkpoint, tf.train.CheckpointManager(checkpoint, directory, max_to_keep=keep), progress
 
 
@@ -50,7 +55,7 @@ def damage(path):
         reader = tf.train.load_checkpoint(path)
         for name in reader.get_variable_to_shape_map():
             reader.get_tensor(name)
-    except (tf.errors.OpError, ValueError) as error:
+    except Exception as error:  # noqa: BLE001  the reader raises OpError, IndexError, RuntimeError ... by what it hit
         return f"{type(error).__name__}: {(str(error).splitlines() or [''])[0][:200]}"
     return None
 
@@ -62,7 +67,7 @@ def _layout_error(checkpoint, path, error):
     if missing:
         return (f"{path} was written by an older version of the zoo (it has no {', '.join(missing)}): "
                 f"train afresh in another --workdir")
-    scaled_there = any("inner_optimizer" in name for name in names)
+    scaled_there = any("/dynamic_scale/" in name for name in names)
     scaled_here = any(isinstance(getattr(checkpoint.model, name), keras.optimizers.LossScaleOptimizer)
                       for name in checkpoint.model.optimizer_names)
     if scaled_there != scaled_here:
@@ -95,7 +100,7 @@ def restore_latest_good(checkpoint, directory, repair=True):
             continue
         try:
             checkpoint.restore(path).assert_existing_objects_matched()
-        except AssertionError as error:
+        except (AssertionError, tf.errors.OpError) as error:  # objects unmatched, or other dtypes
             raise DamagedCheckpoint(_layout_error(checkpoint, path, error)) from None
         if damaged and repair:
             _set_aside(damaged, directory, [p for p in candidates if p not in damaged])
