@@ -84,9 +84,15 @@ class MetricsLog(keras.callbacks.Callback):
         """Drops the lines of steps after `step`: a resumed run trains them, and logs them, again."""
         if not os.path.exists(path):
             return
+        kept = []
         with open(path) as f:
-            lines = [line for line in f if line.strip() and json.loads(line).get("step", 0) <= step]
-        files.write_text(path, "".join(lines))
+            for line in f:
+                try:
+                    if json.loads(line).get("step", 0) <= step:
+                        kept.append(line)
+                except json.JSONDecodeError:  # only a last line cut short by a full disk can be
+                    logging.warning("Dropping an unreadable line of %s: %r", path, line[:80])
+        files.write_text(path, "".join(kept))
 
 
 class StopOnSignal(keras.callbacks.Callback):
