@@ -27,7 +27,7 @@ class FailOnNonFinite(keras.callbacks.Callback):
     def on_train_batch_end(self, batch, logs=None):
         for name, value in (logs or {}).items():
             if not math.isfinite(float(value)) and not self._skipped_by_loss_scaler():
-                raise Diverged(f"training diverged at step {int(self.model.step)}: {name} is {float(value)}; "
+                raise Diverged(f"training diverged at step {int(self.model.step.numpy())}: {name} is {float(value)}; "
                                f"the last good checkpoint stays the latest ({self.last_saved()}); try a lower "
                                f"--learning_rate or --precision=float32")
 
@@ -144,11 +144,11 @@ class Checkpoint(keras.callbacks.Callback):
         self.last_save_time = time.monotonic()
 
     def on_train_begin(self, logs=None):
-        self.fit_start_step, self.fit_start_examples = int(self.model.step), int(self.progress.examples)
+        self.fit_start_step, self.fit_start_examples = int(self.model.step.numpy()), int(self.progress.examples)
         self.last_saved_step = self.fit_start_step  # restored, or 0
 
     def on_epoch_begin(self, epoch, logs=None):
-        self.epoch_start_step = int(self.model.step) - int(self.progress.epoch_steps)
+        self.epoch_start_step = int(self.model.step.numpy()) - int(self.progress.epoch_steps)
 
     def on_train_batch_end(self, batch, logs=None):
         step = self._record()
@@ -174,7 +174,7 @@ class Checkpoint(keras.callbacks.Callback):
 
     def _record(self):
         """Brings the progress counters up to the model's step; returns the step."""
-        step = int(self.model.step)
+        step = int(self.model.step.numpy())
         self.progress.epoch_steps.assign(step - self.epoch_start_step)
         self.progress.examples.assign(self.fit_start_examples + (step - self.fit_start_step) * self.batch_size)
         return step
@@ -202,4 +202,4 @@ class SaveOnPreemption(keras.callbacks.Callback):
         self.handler = handler
 
     def on_train_batch_end(self, batch, logs=None):
-        self.handler.save_checkpoint_if_preempted(checkpoint_number=int(self.model.step))
+        self.handler.save_checkpoint_if_preempted(checkpoint_number=int(self.model.step.numpy()))

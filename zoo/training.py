@@ -71,7 +71,7 @@ def preemption_callbacks(strategy, manager, model, last_saved):
         return []
 
     def stop():
-        raise Interrupted(f"stopped by SIGTERM at step {int(model.step)}, checkpoint {last_saved()} saved by every "
+        raise Interrupted(f"stopped by SIGTERM at step {int(model.step.numpy())}, checkpoint {last_saved()} saved by every "
                           f"worker: rerun the same command on every worker to resume")
 
     handler = tf.distribute.experimental.PreemptionCheckpointHandler(
@@ -120,14 +120,21 @@ def train(config):
                          f"{config.batch_size}")
 
     model = build_model(config, source, policy)
+    if device.is_multi_worker(policy.strategy):
+        # Keras 3.15's fit under MultiWorkerMirroredStrategy reduces a sample batch (a dict, refused) and
+        # each step's scalar results over axis 0 (a scalar has none): the zoo's models are built already,
+        # so the symbolic build is skipped, and the step's results are given that axis.
+        model._maybe_symbolic_build = lambda **kwargs: None  # noqa: SLF001
+        step = model.train_step
+        model.train_step = lambda batch: {name: tf.reshape(value, [1]) for name, value in step(batch).items()}
     chief = device.is_chief(policy.strategy)
     with device.worker_directory(config.workdir, chief) as workdir:
         files = paths(workdir)
         checkpoint, _, progress = checkpointer(model, paths(config.workdir)["checkpoints"])
         restored = checkpoints.restore_latest_good(checkpoint, paths(config.workdir)["checkpoints"], repair=chief)
         if restored:
-            logging.info("Resuming %s at epoch %d, step %d", restored, int(progress.epoch), int(model.step))
-            callbacks.MetricsLog.forget_after(files["metrics.jsonl"], int(model.step))
+            logging.info("Resuming %s at epoch %d, step %d", restored, int(progress.epoch), int(model.step.numpy()))
+            callbacks.MetricsLog.forget_after(files["metrics.jsonl"], int(model.step.numpy()))
         os.makedirs(workdir, exist_ok=True)
         manager = tf.train.CheckpointManager(checkpoint, files["checkpoints"], max_to_keep=config.keep_checkpoints)
         logging.info("%s on %s: %d steps of %d per epoch, %s, XLA %s, %d replica(s)", config.model, source.name,
@@ -161,9 +168,9 @@ def train(config):
             if not stop.received and int(progress.epoch) < config.epochs:
                 fit(config.epochs, steps)
         if stop.received:
-            raise Interrupted(f"stopped by {stop.received} at step {int(model.step)}, checkpoint {saver.last_saved} "
+            raise Interrupted(f"stopped by {stop.received} at step {int(model.step.numpy())}, checkpoint {saver.last_saved} "
                               f"saved: rerun the same command to resume")
         results = metrics.evaluate(model, config, source)
         if results:
-            write_evaluation(results, files, int(progress.epoch), int(model.step))
+            write_evaluation(results, files, int(progress.epoch), int(model.step.numpy()))
     return model

@@ -10,6 +10,7 @@ import glob
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import textwrap
@@ -251,3 +252,51 @@ def test_variables_a_checkpoint_would_miss_are_an_error_at_once(tiny_model, tmp_
     tiny_model.averages = [keras.Variable(np.zeros(3, np.float32), name="average")]  # lists are not tracked
     with pytest.raises(ValueError, match="holds variables a checkpoint would not save: average; keep them as "):
         zoo.training.checkpointer(tiny_model, os.path.join(tmp_path, "checkpoints"))
+
+
+# Multi-worker: two processes on this machine stand in for two hosts.
+
+def free_ports(count):
+    sockets = [socket.socket() for _ in range(count)]
+    for s in sockets:
+        s.bind(("127.0.0.1", 0))
+    ports = [s.getsockname()[1] for s in sockets]
+    for s in sockets:
+        s.close()
+    return ports
+
+
+def train_two_workers(workdir, temp_dirs, *flags):
+    """Runs the same command on two workers; returns their (returncode, stderr)."""
+    cluster = {"worker": [f"127.0.0.1:{port}" for port in free_ports(2)]}
+    processes = []
+    for index, temp in enumerate(temp_dirs):
+        env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "TMPDIR": str(temp),
+               "TF_CONFIG": json.dumps({"cluster": cluster, "task": {"type": "worker", "index": index}})}
+        processes.append(subprocess.Popen(
+            [sys.executable, "-c", TRAIN, *TINY_FLAGS, f"--workdir={workdir}", "--strategy=multi_worker", *flags],
+            cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True))
+    try:
+        return [(p.returncode, p.communicate(timeout=400)[1]) for p in processes]
+    finally:
+        for p in processes:
+            p.kill()
+
+
+def test_two_workers_train_only_the_chief_writes_and_a_rerun_resumes(tmp_path):
+    workdir, temps = tmp_path / "run", [tmp_path / "tmp0", tmp_path / "tmp1"]
+    for temp in temps:
+        temp.mkdir()
+    flags = ("--steps_per_epoch=3", "--checkpoint_every=2")
+    for returncode, stderr in train_two_workers(workdir, temps, "--epochs=1", *flags):
+        assert returncode == 0, stderr[-3000:]
+    assert checkpoint_steps(workdir) == [2, 3]
+    assert sorted(os.listdir(workdir / "samples")) == ["epoch_0001.png"]
+    assert [r["step"] for r in metrics_records(workdir)] == [3]
+    assert not [name for temp in temps for name in os.listdir(temp) if name.startswith("zoo-worker-")]  # removed
+    results = train_two_workers(workdir, temps, "--epochs=2", *flags)
+    for returncode, stderr in results:
+        assert returncode == 0, stderr[-3000:]
+    assert "Resuming" in results[0][1] and "step 3" in results[0][1]
+    assert checkpoint_steps(workdir)[-1] == 6
+    assert [r["step"] for r in metrics_records(workdir)] == [3, 6]
