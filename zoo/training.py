@@ -80,6 +80,15 @@ def preemption_callbacks(strategy, manager, model, last_saved):
     return [callbacks.SaveOnPreemption(handler)]
 
 
+def fit_under_multi_worker(model):
+    """Keras 3.15's fit under MultiWorkerMirroredStrategy reduces a sample batch (a dict: refused) and each
+    step's scalar results over axis 0 (a scalar has none). The zoo's models are built already, so the
+    symbolic build is skipped, and the step's results are given that axis."""
+    model._maybe_symbolic_build = lambda **kwargs: None  # noqa: SLF001
+    step = model.train_step
+    model.train_step = lambda batch: {name: tf.reshape(value, [1]) for name, value in step(batch).items()}
+
+
 def read_saved_config(workdir):
     """The Config a run directory was trained with; None for a new run."""
     path = paths(workdir)["config.json"]
@@ -121,12 +130,7 @@ def train(config):
 
     model = build_model(config, source, policy)
     if device.is_multi_worker(policy.strategy):
-        # Keras 3.15's fit under MultiWorkerMirroredStrategy reduces a sample batch (a dict, refused) and
-        # each step's scalar results over axis 0 (a scalar has none): the zoo's models are built already,
-        # so the symbolic build is skipped, and the step's results are given that axis.
-        model._maybe_symbolic_build = lambda **kwargs: None  # noqa: SLF001
-        step = model.train_step
-        model.train_step = lambda batch: {name: tf.reshape(value, [1]) for name, value in step(batch).items()}
+        fit_under_multi_worker(model)
     chief = device.is_chief(policy.strategy)
     with device.worker_directory(config.workdir, chief) as workdir:
         files = paths(workdir)
@@ -168,8 +172,8 @@ def train(config):
             if not stop.received and int(progress.epoch) < config.epochs:
                 fit(config.epochs, steps)
         if stop.received:
-            raise Interrupted(f"stopped by {stop.received} at step {int(model.step.numpy())}, checkpoint {saver.last_saved} "
-                              f"saved: rerun the same command to resume")
+            raise Interrupted(f"stopped by {stop.received} at step {int(model.step.numpy())}, checkpoint "
+                              f"{saver.last_saved} saved: rerun the same command to resume")
         results = metrics.evaluate(model, config, source)
         if results:
             write_evaluation(results, files, int(progress.epoch), int(model.step.numpy()))
