@@ -4,6 +4,7 @@ import logging
 import math
 import os
 import signal
+import threading
 import time
 
 import keras
@@ -106,7 +107,8 @@ class StopOnSignal(keras.callbacks.Callback):
         self.signals, self.received = signals, None
 
     def __enter__(self):
-        self.previous = {number: signal.signal(number, self._handle) for number in self.signals}
+        main_thread = threading.current_thread() is threading.main_thread()  # only it may set handlers
+        self.previous = {number: signal.signal(number, self._handle) for number in self.signals if main_thread}
         return self
 
     def __exit__(self, *exc_info):

@@ -277,7 +277,8 @@ def train_two_workers(workdir, temp_dirs, *flags):
             [sys.executable, "-c", TRAIN, *TINY_FLAGS, f"--workdir={workdir}", "--strategy=multi_worker", *flags],
             cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True))
     try:
-        return [(p.returncode, p.communicate(timeout=400)[1]) for p in processes]
+        stderrs = [p.communicate(timeout=400)[1] for p in processes]
+        return [(p.returncode, stderr) for p, stderr in zip(processes, stderrs)]
     finally:
         for p in processes:
             p.kill()
