@@ -1,15 +1,21 @@
 """Trains a model of the zoo.
 
-    python train.py                                   # DCGAN on the built-in shapes, ~8 min on 2 CPU cores
+    python train.py                                   # DCGAN on the built-in shapes (README: time, result)
     python train.py --model=dcgan --dataset=celeb_a --image_size=64 --base_filters=64
     python train.py --model=vae --dataset=fashion_mnist --epochs=5
     python train.py --model=cgan --dataset=celeb_a --condition_on=Smiling
 
-Rerunning the same command resumes from the work directory's last checkpoint.
+Rerunning the same command resumes from the work directory's last good checkpoint.
+
+Exit codes: 0 trained to --epochs; 2 a bad flag, path or file, printed as one line; 1 a
+diverged loss (one line) or a traceback (a bug); 75 (EX_TEMPFAIL) stopped by
+SIGTERM or SIGINT after saving a checkpoint: rerun the same command to resume. A second
+Ctrl-C quits at once with 130, unsaved.
 """
 import dataclasses
 import logging
 import os
+import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "1")  # TensorFlow's C++ start-up chatter
 from absl import app, flags  # noqa: E402
@@ -18,7 +24,7 @@ import zoo  # noqa: E402
 from zoo import cli, device  # noqa: E402
 from zoo.config import EVAL_EVERY_DEFAULT, FEATURE_NETWORKS, LIKELIHOODS  # noqa: E402
 from zoo.datasets.pipelines import parse_dataset_name  # noqa: E402
-from zoo.errors import UsageError  # noqa: E402
+from zoo.errors import Diverged, Interrupted, UsageError  # noqa: E402
 
 DEFAULTS = zoo.Config()
 FLAGS = flags.FLAGS
@@ -60,6 +66,13 @@ flags.DEFINE_integer("iw_samples", DEFAULTS.iw_samples,
 flags.DEFINE_string("condition_on", DEFAULTS.condition_on,
                     "celeb_a: comma-separated attributes (e.g. Smiling,Male) whose on/off bits form the class "
                     "label the cgan conditions on: sum of bit_i * 2^i, so 2^k classes.")
+# Crash safety
+flags.DEFINE_string("checkpoint_every", DEFAULTS.checkpoint_every,
+                    "Save a checkpoint every this many steps (500) or this long (90s, 5m, 1h), besides each "
+                    "epoch's end and a stop by SIGTERM/SIGINT.")
+flags.DEFINE_integer("keep_checkpoints", DEFAULTS.keep_checkpoints, "Checkpoints kept in <workdir>/checkpoints.")
+
+INTERRUPTED_EXIT_CODE = 75  # EX_TEMPFAIL: saved and stopped by a signal; rerunning resumes
 
 # quality (issue 9)
 flags.DEFINE_boolean("sync_batch_norm", DEFAULTS.sync_batch_norm,
@@ -136,6 +149,11 @@ def main(argv):
         zoo.train(config)
     except UsageError as error:
         cli.exit_with(error)
+    except Diverged as error:
+        sys.exit(f"error: {error}")
+    except Interrupted as stopped:
+        print(str(stopped), file=sys.stderr)
+        sys.exit(INTERRUPTED_EXIT_CODE)
     print(f"Done: samples in {config.workdir}/samples, export with "
           f"`python export.py --workdir={config.workdir}`")
 

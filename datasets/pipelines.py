@@ -298,14 +298,15 @@ def _crop_and_resize(image, size, crop_size):
     return tf.cast(tf.clip_by_value(tf.round(resized), 0, 255), tf.uint8)
 
 
-def make_dataset(source, config, split, *, batch_size, training, with_labels=False):
-    """Batches of one split, repeated and shuffled when `training`."""
+def make_dataset(source, config, split, *, batch_size, training, with_labels=False, skip_examples=0):
+    """Batches of one split; when `training`, endless shuffled passes starting `skip_examples` in."""
     if with_labels and not source.num_classes:
         hint = "; pick some of its attributes with --condition_on" if source.attributes else ""
         raise UsageError(f"dataset {source.name!r} has no labels for this model to condition on{hint}")
     builder = source.prepare()
     dataset = builder.as_dataset(split=split, shuffle_files=training,
-                                 read_config=tfds.ReadConfig(shuffle_seed=config.seed))
+                                 read_config=tfds.ReadConfig(shuffle_seed=config.seed,
+                                                             shuffle_reshuffle_each_iteration=False))
 
     def decode(example):
         image = _crop_and_resize(example[source.image_key], config.image_size, source.crop_size)
@@ -320,10 +321,30 @@ def make_dataset(source, config, split, *, batch_size, training, with_labels=Fal
     if num_examples * config.image_size ** 2 * source.channels <= CACHE_LIMIT_BYTES:
         dataset = dataset.cache()
     if training:
-        dataset = dataset.shuffle(min(num_examples, 10_000) or 1_000, seed=config.seed).repeat()
+        dataset = shuffled_passes(dataset, num_examples, config.seed, skip_examples)
     dataset = dataset.batch(batch_size, drop_remainder=True)
     dataset = dataset.map(_to_unit_range, num_parallel_calls=tf.data.AUTOTUNE)
     return dataset.prefetch(tf.data.AUTOTUNE), num_examples
+
+
+def shuffled_passes(dataset, num_examples, seed, skip_examples):
+    """Endless passes over `dataset`, pass p shuffled by the seed pair (seed + 1, p), from example `skip_examples` on.
+
+    Each pass's order depends on its number alone, so a resumed run goes on with the batches an
+    uninterrupted one would have seen, after reading at most one pass to reach its position.
+    """
+    if not num_examples:  # size unknown: one seeded stream, skipped from its start
+        return dataset.shuffle(1_000, seed=seed).repeat().skip(skip_examples)
+    first_pass, offset = divmod(skip_examples, num_examples)
+
+    def one_pass(p):
+        # The graph-level seed of this traced function only: with it set (and non-zero) the
+        # shuffle takes the tensor p as its op seed (tf's get_seed fails on a tensor when the
+        # global seed is 0).
+        tf.random.set_seed(seed + 1)
+        return dataset.shuffle(min(num_examples, 10_000), seed=p)
+
+    return tf.data.Dataset.range(first_pass, 2 ** 62).flat_map(one_pass).skip(offset)
 
 
 def _num_examples(builder, dataset, split):

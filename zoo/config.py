@@ -17,6 +17,19 @@ MODEL_DEFAULTS = {"learning_rate": 2e-4, "beta_1": 0.5, "latent_dim": 100, "epoc
 EVAL_EVERY_DEFAULT = 500  # steps; evaluating 2000 samples costs about 5% of the steps between (docs/results.md)
 
 
+DURATION_UNITS = {"s": 1, "m": 60, "h": 3600}
+
+
+def parse_interval(text):
+    """Steps or a duration: "500" -> (500, None); "90s", "5m", "1h" -> (None, seconds)."""
+    match = re.fullmatch(r"\s*(\d+)\s*([smh]?)\s*", str(text))
+    if not match or int(match[1]) < 1:
+        raise UsageError(f"checkpoint_every must be a positive number of steps (500) or a duration "
+                         f"(90s, 5m, 1h), got {text!r}")
+    count, unit = int(match[1]), match[2]
+    return (None, count * DURATION_UNITS[unit]) if unit else (count, None)
+
+
 @dataclasses.dataclass(frozen=True)
 class Config:
     model: str = "dcgan"
@@ -54,6 +67,9 @@ class Config:
     features: str = "domain"  # feature network of FID/KID/precision/recall: domain or inception
     inception: str = ""  # Inception .pb graph or Keras .h5 weights; "": looked for in ~/.keras/models
     cache_dir: str = ""  # where domain feature networks are cached; "": <tfds data_dir>/zoo_features
+    # Crash safety (zoo.training): how often a checkpoint is saved, and how many are kept.
+    checkpoint_every: str = "5m"  # steps ("500") or a duration ("90s", "5m", "1h")
+    keep_checkpoints: int = 3
 
     def __post_init__(self):
         self._resolve_model_defaults()
@@ -75,6 +91,9 @@ class Config:
             raise UsageError(f"likelihood must be one of {', '.join(LIKELIHOODS)}, got {self.likelihood!r}")
         if not 0 <= self.kl_weight < math.inf:
             raise UsageError(f"kl_weight must be a finite number >= 0, got {self.kl_weight}")
+        parse_interval(self.checkpoint_every)
+        if self.keep_checkpoints < 1:
+            raise UsageError(f"keep_checkpoints must be a positive integer, got {self.keep_checkpoints}")
         if self.iw_samples < 0:
             raise UsageError(f"iw_samples must be >= 0, got {self.iw_samples}")
         for name in ("ema_kimg", "ema_rampup", "r1_gamma"):

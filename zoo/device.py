@@ -3,9 +3,13 @@
 On a GPU the fast settings (XLA, mixed_float16) are the defaults; on a CPU,
 float32 without XLA. Flags override either way.
 """
+import contextlib
 import dataclasses
 import json
 import os
+import shutil
+import signal
+import tempfile
 
 import keras
 import tensorflow as tf
@@ -63,3 +67,55 @@ def resolve(precision="auto", xla=None, strategy="auto"):
     keras.mixed_precision.set_dtype_policy(precision)
     return DevicePolicy(strategy=make_strategy(strategy), precision=precision,
                         jit_compile=on_gpu if xla is None else xla)
+
+
+# Multi-worker runs: who writes where, and saving together.
+
+def is_multi_worker(strategy):
+    return isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy)
+
+
+def is_chief(strategy):
+    """Only the chief writes into the run directory (TensorFlow's multi-worker guide)."""
+    if not is_multi_worker(strategy):
+        return True
+    resolver = strategy.cluster_resolver
+    return resolver.task_type in (None, "chief") or (
+        resolver.task_type == "worker" and resolver.task_id == 0 and "chief" not in resolver.cluster_spec().as_dict())
+
+
+@contextlib.contextmanager
+def worker_directory(workdir, chief):
+    """The run directory for the chief; for another worker a temporary one, removed afterwards.
+
+    Every worker takes part in saving (the checkpoint's collectives), only the chief's files are kept.
+    """
+    if chief:
+        yield workdir
+        return
+    temporary = tempfile.mkdtemp(prefix="zoo-worker-")
+    try:
+        yield temporary
+    finally:
+        shutil.rmtree(temporary, ignore_errors=True)
+
+
+def agreement(strategy):
+    """due -> whether to save now. Workers' clocks differ, and all must save at one step: in a
+    multi-worker run they save when any of them is due (an all-reduce); elsewhere, when due."""
+    if not is_multi_worker(strategy):
+        return lambda due: due
+
+    def agree(due):
+        def replica_fn():
+            return tf.distribute.get_replica_context().all_reduce("MAX", tf.constant(float(due)))
+
+        return float(strategy.experimental_local_results(strategy.run(replica_fn))[0]) > 0
+
+    return agree
+
+
+def stop_signals(strategy):
+    """The signals the training loop turns into a save and a clean stop. In a multi-worker run
+    TensorFlow's PreemptionCheckpointHandler takes SIGTERM, so that all workers save together."""
+    return () if is_multi_worker(strategy) else (signal.SIGTERM, signal.SIGINT)

@@ -1,4 +1,4 @@
-"""The training loop shared by every model: data, device policy, work directory, resume."""
+"""The training loop shared by every model: data, device policy, work directory, checkpoints, resume."""
 import dataclasses
 import json
 import logging
@@ -7,17 +7,21 @@ import os
 import keras
 import tensorflow as tf
 
-from zoo import callbacks, device, images, metrics, optim, scoring
-from zoo.config import Config
-from zoo.errors import RunMismatchError, UsageError
+from zoo import callbacks, checkpoints, device, images, metrics, optim, scoring
+from zoo.checkpoints import checkpointer  # noqa: F401  also used by zoo.export
+from zoo.config import Config, parse_interval
+from zoo.errors import Interrupted, RunMismatchError, UsageError
+from zoo.files import write_text
 from zoo.datasets import get_source, make_dataset
 from zoo.datasets import write_dataset_facts
 from zoo.registry import MODELS
 
 # Flags that may differ when a run is resumed; any other change would mix two experiments.
+# precision may change only where the optimisers' layout stays (checkpoints.restore_latest_good says).
 RESUMABLE_CHANGES = frozenset({"epochs", "steps_per_epoch", "xla", "precision", "strategy",
                                "data_dir", "manual_dir", "batch_size", "workdir", "iw_samples",
-                               "eval_every", "eval_samples", "features", "inception", "cache_dir"})
+                               "eval_every", "eval_samples", "features", "inception", "cache_dir",
+                               "checkpoint_every", "keep_checkpoints"})
 
 
 def check_resumable(saved, config):
@@ -40,15 +44,6 @@ def build_model(config, source, policy):
     return model
 
 
-def checkpointer(model, directory):
-    """A checkpoint of the model (networks, optimisers, seed state) and the epoch count."""
-    epoch = tf.Variable(0, dtype=tf.int64, trainable=False, name="epoch")
-    # tf.train.Checkpoint does not reach a Keras SeedGenerator through the model: without its
-    # state named here, a resumed run would draw again the noise of its first steps.
-    checkpoint = tf.train.Checkpoint(model=model, noise_state=model.seed_generator.state, epoch=epoch)
-    return checkpoint, tf.train.CheckpointManager(checkpoint, directory, max_to_keep=3), epoch
-
-
 def paths(workdir):
     return {name: os.path.join(workdir, name) for name in
             ("config.json", "checkpoints", "samples", "tensorboard", "metrics.jsonl", "model.keras", "eval.json")}
@@ -67,18 +62,54 @@ def first_test_images(source, config):
 def write_evaluation(results, files, epoch, step):
     """eval.json holds the latest results; metrics.jsonl gets them as one more line."""
     record = {"epoch": epoch, "step": step, **results}
-    with open(files["eval.json"], "w") as f:
-        json.dump(record, f, indent=2)
+    write_text(files["eval.json"], json.dumps(record, indent=2))
     with open(files["metrics.jsonl"], "a") as f:
         f.write(json.dumps(record) + "\n")
 
 
+def preemption_callbacks(strategy, manager, model, last_saved):
+    """Multi-worker: TensorFlow's PreemptionCheckpointHandler, so on SIGTERM every worker saves at one step."""
+    if not device.is_multi_worker(strategy):
+        return []
+
+    def stop():
+        raise Interrupted(f"stopped by SIGTERM at step {int(model.step.numpy())}, checkpoint {last_saved()} saved by every "
+                          f"worker: rerun the same command on every worker to resume")
+
+    handler = tf.distribute.experimental.PreemptionCheckpointHandler(
+        strategy.cluster_resolver, manager, termination_config=tf.distribute.experimental.TerminationConfig(
+            exit_fn=stop, grace_period=0))
+    return [callbacks.SaveOnPreemption(handler)]
+
+
+def fit_under_multi_worker(model):
+    """Keras 3.15's fit under MultiWorkerMirroredStrategy reduces a sample batch (a dict: refused) and each
+    step's scalar results over axis 0 (a scalar has none). The zoo's models are built already, so the
+    symbolic build is skipped, and the step's results are given that axis."""
+    model._maybe_symbolic_build = lambda **kwargs: None  # noqa: SLF001
+    step = model.train_step
+    model.train_step = lambda batch: {name: tf.reshape(value, [1]) for name, value in step(batch).items()}
+
+
+def read_saved_config(workdir):
+    """The Config a run directory was trained with; None for a new run."""
+    path = paths(workdir)["config.json"]
+    if not os.path.exists(path):
+        return None
+    with open(path) as f:
+        return Config.from_json(f.read())
+
+
 def train(config):
-    """Trains `config.model` on `config.dataset`; resumes from the work directory's checkpoint."""
-    files = paths(config.workdir)
-    if os.path.exists(files["config.json"]):
-        with open(files["config.json"]) as f:
-            check_resumable(Config.from_json(f.read()), config)
+    """Trains `config.model` on `config.dataset`; resumes from the work directory's last good checkpoint.
+
+    Raises Interrupted when SIGTERM or SIGINT stopped it (after saving), Diverged on a non-finite
+    loss, UsageError (DamagedCheckpoint, RunMismatchError ...) for what the user can fix.
+    """
+    saved = read_saved_config(config.workdir)
+    if saved:
+        check_resumable(saved, config)
+    keras.utils.set_random_seed(config.seed)  # the weights' initialisers, so one command gives one run
     policy = device.resolve(config.precision, config.xla, config.strategy)
     if config.batch_size % policy.replicas:
         raise UsageError(f"batch_size {config.batch_size} does not split over {policy.replicas} replicas")
@@ -87,8 +118,12 @@ def train(config):
     model_class = MODELS.get(config.model)
     if config.condition_on and not model_class.needs_labels:
         raise UsageError(f"--condition_on makes class labels, which {config.model} does not take: use --model=cgan")
-    dataset, num_examples = make_dataset(source, config, source.train_split, batch_size=config.batch_size,
-                                         training=True, with_labels=model_class.needs_labels)
+
+    def training_data(skip_examples):
+        return make_dataset(source, config, source.train_split, batch_size=config.batch_size, training=True,
+                            with_labels=model_class.needs_labels, skip_examples=skip_examples)
+
+    _, num_examples = training_data(0)
     steps = num_examples // config.batch_size
     if config.steps_per_epoch:
         steps = min(steps, config.steps_per_epoch) if steps else config.steps_per_epoch
@@ -97,30 +132,54 @@ def train(config):
                          f"{config.batch_size}")
 
     model = build_model(config, source, policy)
-    checkpoint, manager, epoch = checkpointer(model, files["checkpoints"])
-    if manager.latest_checkpoint:
-        checkpoint.restore(manager.latest_checkpoint).assert_existing_objects_matched()
-        logging.info("Resuming %s at epoch %d, step %d", manager.latest_checkpoint, int(epoch), int(model.step.numpy()))
-    os.makedirs(config.workdir, exist_ok=True)
-    with open(files["config.json"], "w") as f:
-        f.write(config.to_json())
-    logging.info("%s on %s: %d steps of %d per epoch, %s, XLA %s, %d replica(s)", config.model, source.name,
-                 steps, config.batch_size, policy.precision, "on" if policy.jit_compile else "off",
-                 policy.replicas)
+    if device.is_multi_worker(policy.strategy):
+        fit_under_multi_worker(model)
+    chief = device.is_chief(policy.strategy)
+    with device.worker_directory(config.workdir, chief) as workdir:
+        files = paths(workdir)
+        checkpoint, _, progress = checkpointer(model, paths(config.workdir)["checkpoints"])
+        restored = checkpoints.restore_latest_good(checkpoint, paths(config.workdir)["checkpoints"], repair=chief)
+        if restored:
+            logging.info("Resuming %s at epoch %d, step %d", restored, int(progress.epoch), int(model.step.numpy()))
+            callbacks.MetricsLog.forget_after(files["metrics.jsonl"], int(model.step.numpy()))
+        os.makedirs(workdir, exist_ok=True)
+        manager = tf.train.CheckpointManager(checkpoint, files["checkpoints"], max_to_keep=config.keep_checkpoints)
+        logging.info("%s on %s: %d steps of %d per epoch, %s, XLA %s, %d replica(s)", config.model, source.name,
+                     steps, config.batch_size, policy.precision, "on" if policy.jit_compile else "off",
+                     policy.replicas)
+        saver = callbacks.Checkpoint(
+            manager, progress, steps_per_epoch=steps, batch_size=config.batch_size,
+            interval=parse_interval(config.checkpoint_every), keras_path=files["model.keras"],
+            before_first_save=lambda: write_text(files["config.json"], config.to_json()),
+            agree=device.agreement(policy.strategy))
+        stop = callbacks.StopOnSignal(device.stop_signals(policy.strategy))
+        fit_callbacks = [
+            callbacks.FailOnNonFinite(lambda: saver.last_saved),
+            stop,
+            callbacks.SampleGrid(model.grid_inputs(config.num_samples, config.seed, first_test_images(source, config)),
+                                 files["samples"], os.path.join(files["tensorboard"], "samples")),
+            callbacks.MetricsLog(files["metrics.jsonl"]),  # before the checkpoint: see MetricsLog
+            keras.callbacks.TensorBoard(files["tensorboard"], write_graph=False),
+            saver,  # records the progress that SaveOnPreemption may save
+            *preemption_callbacks(policy.strategy, manager, model, lambda: saver.last_saved),
+            *scoring.training_callbacks(config, source, workdir),
+        ]
 
-    model.fit(dataset, epochs=config.epochs, initial_epoch=int(epoch), steps_per_epoch=steps,
-              shuffle=False,  # the pipeline shuffles
-              callbacks=[
-        callbacks.FailOnNonFinite(),
-        callbacks.SampleGrid(model.grid_inputs(config.num_samples, config.seed, first_test_images(source, config)),
-                             files["samples"], os.path.join(files["tensorboard"], "samples")),
-        callbacks.MetricsLog(files["metrics.jsonl"]),
-        keras.callbacks.TensorBoard(files["tensorboard"], write_graph=False),
-        callbacks.Checkpoint(manager, epoch, files["model.keras"]),
-        *scoring.training_callbacks(config, source, config.workdir),
-    ])
-    images.timelapse(files["samples"], os.path.join(config.workdir, "timelapse.gif"))  # the run at a glance
-    results = metrics.evaluate(model, config, source)
-    if results:
-        write_evaluation(results, files, int(epoch), int(model.step.numpy()))
+        def fit(epochs, steps_per_epoch):
+            dataset, _ = training_data(int(progress.examples))
+            model.fit(dataset, epochs=epochs, initial_epoch=int(progress.epoch), steps_per_epoch=steps_per_epoch,
+                      shuffle=False, callbacks=fit_callbacks)  # the pipeline shuffles
+
+        with stop:
+            if int(progress.epoch_steps) and int(progress.epoch) < config.epochs:
+                fit(int(progress.epoch) + 1, max(steps - int(progress.epoch_steps), 1))  # the rest of that epoch
+            if not stop.received and int(progress.epoch) < config.epochs:
+                fit(config.epochs, steps)
+        if stop.received:
+            raise Interrupted(f"stopped by {stop.received} at step {int(model.step.numpy())}, checkpoint "
+                              f"{saver.last_saved} saved: rerun the same command to resume")
+        images.timelapse(files["samples"], os.path.join(workdir, "timelapse.gif"))  # the run at a glance
+        results = metrics.evaluate(model, config, source)
+        if results:
+            write_evaluation(results, files, int(progress.epoch), int(model.step.numpy()))
     return model

@@ -4,6 +4,7 @@ import re
 import pytest
 
 import zoo
+from zoo.config import parse_interval
 from zoo.errors import UsageError
 
 
@@ -94,3 +95,14 @@ def test_train_py_and_the_python_api_build_the_same_config(run_script, tmp_path)
 def test_bad_evaluation_values_fail_with_a_message_naming_the_field(field, value, message):
     with pytest.raises(UsageError, match=message):
         zoo.Config(**{field: value})
+@pytest.mark.parametrize("text, interval", [("500", (500, None)), ("90s", (None, 90)), ("5m", (None, 300)),
+                                            ("1h", (None, 3600))])
+def test_checkpoint_every_is_steps_or_a_duration(text, interval):
+    assert parse_interval(text) == interval
+
+
+@pytest.mark.parametrize("text", ["0", "5 minutes", "-3", "1.5h", ""])
+def test_a_bad_checkpoint_interval_is_one_line_naming_the_forms(text):
+    with pytest.raises(UsageError, match=r"checkpoint_every must be a positive number of steps \(500\) or a "
+                                         r"duration \(90s, 5m, 1h\), got"):
+        zoo.Config(checkpoint_every=text)

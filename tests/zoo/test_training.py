@@ -1,0 +1,303 @@
+"""Crash safety of the training loop, on real processes: kill it anywhere and rerun, lose at most one interval.
+
+The subprocess runs are train.py's own `main` over tfds's mock data (generated from a fixed
+seed, so two processes see the same examples). Training on CPU is deterministic here: the
+same command in two processes gives bit-identical weights (test_two_runs_of_one_command_...),
+so the resumed-run comparisons are exact; the tolerance stated there (1e-6) only allows for
+the summation order of a different thread count, which these tests do not change.
+"""
+import glob
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import textwrap
+import time
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import zoo
+from zoo import losses
+from zoo.errors import DamagedCheckpoint, Diverged
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+TRAIN = textwrap.dedent("""
+    import sys
+    import tensorflow_datasets as tfds
+    from absl import app
+    import train
+    with tfds.testing.mock_data(num_examples=64):
+        app.run(train.main, argv=["train.py", *sys.argv[1:]])
+""")
+TINY_FLAGS = ("--image_size=32", "--batch_size=8", "--latent_dim=8", "--base_filters=8", "--num_samples=4",
+              "--precision=float32", "--noxla")
+TOLERANCE = 1e-6
+
+
+def start_training(workdir, *flags):
+    return subprocess.Popen([sys.executable, "-c", TRAIN, *TINY_FLAGS, f"--workdir={workdir}", *flags], cwd=REPO,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONUNBUFFERED": "1"})
+
+
+def train_to_the_end(workdir, *flags, timeout=300):
+    process = start_training(workdir, *flags)
+    _, stderr = process.communicate(timeout=timeout)
+    assert process.returncode == 0, stderr[-3000:]
+
+
+def checkpoint_steps(workdir):
+    return sorted(int(path.rsplit("-", 1)[1].split(".")[0])
+                  for path in glob.glob(os.path.join(workdir, "checkpoints", "ckpt-*.index")))
+
+
+def wait_for_checkpoint(process, workdir, timeout=300):
+    deadline = time.monotonic() + timeout
+    while not checkpoint_steps(workdir):
+        assert process.poll() is None, process.communicate()[1][-3000:]
+        assert time.monotonic() < deadline, "no checkpoint in time"
+        time.sleep(0.02)
+    return checkpoint_steps(workdir)
+
+
+def model_tensors(workdir):
+    """name -> value of every model and noise-state tensor in the run's newest checkpoint."""
+    reader = tf.train.load_checkpoint(os.path.join(workdir, "checkpoints"))
+    return {name: reader.get_tensor(name) for name in reader.get_variable_to_shape_map()
+            if name.startswith(("model/", "noise_state", "epoch", "examples"))}
+
+
+def metrics_records(workdir):
+    with open(os.path.join(workdir, "metrics.jsonl")) as f:
+        return [json.loads(line) for line in f]
+
+
+ENDLESS = ("--epochs=100000", "--checkpoint_every=1h")  # stopped by the test long before its end
+RUN = ("--epochs=3", "--steps_per_epoch=8", "--checkpoint_every=2")  # 24 steps, a checkpoint every 2
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(tmp_path_factory):
+    workdir = tmp_path_factory.mktemp("uninterrupted")
+    train_to_the_end(workdir, *RUN)
+    return workdir
+
+
+def test_sigkill_after_a_checkpoint_then_rerun_ends_with_the_uninterrupted_weights(uninterrupted, tmp_path):
+    process = start_training(tmp_path, *RUN)
+    wait_for_checkpoint(process, tmp_path)
+    process.kill()
+    process.communicate(timeout=60)
+    killed_at = checkpoint_steps(tmp_path)[-1]
+    assert killed_at < 24, "the run ended before the kill: nothing was tested"
+    train_to_the_end(tmp_path, *RUN)
+    assert checkpoint_steps(tmp_path)[-1] == 24
+    expected, got = model_tensors(uninterrupted), model_tensors(tmp_path)
+    for name in expected:  # same data order, noise and optimiser state: the same weights
+        np.testing.assert_allclose(got[name], expected[name], rtol=TOLERANCE, atol=TOLERANCE, err_msg=name)
+    assert [(r["epoch"], r["step"]) for r in metrics_records(tmp_path)] == [(1, 8), (2, 16), (3, 24)]
+
+
+def test_sigterm_saves_writes_the_metrics_line_and_exits_75(tmp_path):
+    process = start_training(tmp_path, *ENDLESS)
+    for line in process.stdout:  # Keras prints the epoch header when training starts
+        if line.startswith("Epoch 1/"):
+            break
+    time.sleep(1)
+    sent = time.monotonic()
+    process.send_signal(signal.SIGTERM)
+    _, stderr = process.communicate(timeout=60)
+    seconds = time.monotonic() - sent
+    assert process.returncode == 75, stderr[-3000:]
+    step = checkpoint_steps(tmp_path)[-1]
+    assert f"stopped by SIGTERM at step {step}" in stderr, (stderr[-2000:], seconds)
+    last = metrics_records(tmp_path)[-1]
+    assert (last["step"], last["stopped"]) == (step, True)
+    assert os.path.exists(os.path.join(tmp_path, "config.json"))
+
+
+def test_a_second_sigint_quits_at_once_without_saving(tmp_path):
+    process = start_training(tmp_path, *ENDLESS)
+    for line in process.stdout:
+        if line.startswith("Epoch 1/"):
+            break
+    process.send_signal(signal.SIGINT)
+    time.sleep(0.5)  # the first is handled (stop after this step), not merged with the second
+    process.send_signal(signal.SIGINT)
+    _, stderr = process.communicate(timeout=60)
+    assert process.returncode == 130
+    assert "stopped by SIGINT" not in stderr  # it did not wait for a save
+
+
+# In-process: damaged checkpoints, divergence, layout changes.
+
+@pytest.fixture
+def three_checkpoints(tmp_path, tiny_config, mock_tfds):
+    """A run with checkpoints at steps 2, 3 and 4 (every step, epoch of 4, 3 kept)."""
+    config = tiny_config(tmp_path, steps_per_epoch=4, checkpoint_every="1")
+    zoo.train(config)
+    return config
+
+
+def damage_truncated(path):
+    with open(f"{path}.data-00000-of-00001", "r+b") as f:
+        f.truncate(os.path.getsize(f.name) // 2)
+
+
+def damage_missing_shard(path):
+    os.remove(f"{path}.data-00000-of-00001")
+
+
+def damage_garbage_index(path):
+    with open(f"{path}.index", "wb") as f:
+        f.write(os.urandom(300))
+
+
+@pytest.mark.parametrize("damage", [damage_truncated, damage_missing_shard, damage_garbage_index])
+def test_a_damaged_newest_checkpoint_falls_back_to_the_one_before(damage, three_checkpoints, caplog):
+    config = three_checkpoints
+    checkpoints = os.path.join(config.workdir, "checkpoints")
+    assert checkpoint_steps(config.workdir) == [2, 3, 4]
+    damage(os.path.join(checkpoints, "ckpt-4"))
+    model = zoo.train(config.replace(epochs=2))
+    assert "ckpt-4 is damaged" in caplog.text and "ckpt-4.index" in caplog.text
+    assert int(model.step) == 3 + 5  # resumed from step 3: one step of epoch 1 left, then epoch 2
+    assert os.path.exists(os.path.join(checkpoints, "damaged", "ckpt-4.index"))
+    assert [r["step"] for r in metrics_records(config.workdir)] == [4, 8]  # step 4's line retrained, not doubled
+
+
+def test_no_readable_checkpoint_is_one_line_error(three_checkpoints):
+    for step in (2, 3, 4):
+        damage_truncated(os.path.join(three_checkpoints.workdir, "checkpoints", f"ckpt-{step}"))
+    with pytest.raises(DamagedCheckpoint, match=r"every checkpoint in .* is damaged \(ckpt-4, ckpt-3, ckpt-2\)"):
+        zoo.train(three_checkpoints.replace(epochs=2))
+
+
+def test_a_checkpoint_of_an_older_zoo_is_one_line_error(tmp_path, tiny_config, mock_tfds):
+    config = tiny_config(tmp_path)
+    zoo.train(config)
+    model = zoo.training.build_model(config, zoo.datasets.get_source(config), zoo.device.resolve("float32", False))
+    old = tf.train.Checkpoint(model=model, epoch=tf.Variable(1, dtype=tf.int64))  # no noise state, no progress
+    for path in glob.glob(os.path.join(config.workdir, "checkpoints", "*")):
+        os.remove(path)
+    tf.train.CheckpointManager(old, os.path.join(config.workdir, "checkpoints"), 1).save(checkpoint_number=2)
+    with pytest.raises(DamagedCheckpoint, match=r"written by an older version of the zoo \(it has no epoch_steps, "
+                                                r"examples, noise_state\)"):
+        zoo.train(config.replace(epochs=2))
+
+
+def test_resuming_a_mixed_float16_run_in_float32_names_the_flag(tmp_path, tiny_config, mock_tfds):
+    config = tiny_config(tmp_path, precision="mixed_float16", steps_per_epoch=1)
+    try:
+        zoo.train(config)
+        with pytest.raises(DamagedCheckpoint, match=r"trained with --precision=mixed_float16 .* pass "
+                                                    r"--precision=mixed_float16 to resume it"):
+            zoo.train(config.replace(precision="float32", epochs=2))
+    finally:
+        keras.mixed_precision.set_dtype_policy("float32")
+
+
+def test_a_diverging_run_stops_naming_step_and_loss_and_keeps_the_last_good_checkpoint(
+        tmp_path, tiny_config, mock_tfds, monkeypatch):
+    config = tiny_config(tmp_path, steps_per_epoch=4, checkpoint_every="2")
+    zoo.train(config)
+    monkeypatch.setattr(losses, "generator_loss", lambda logits: logits * float("nan"))
+    with pytest.raises(Diverged, match=r"training diverged at step 5: g_loss is nan; the last good checkpoint "
+                                       r"stays the latest \(.*ckpt-4\)"):
+        zoo.train(config.replace(epochs=2))
+    assert checkpoint_steps(config.workdir) == [2, 4]
+    assert all(np.isfinite(value).all() for value in model_tensors(config.workdir).values())
+
+
+def test_a_run_that_fails_before_its_first_checkpoint_leaves_no_config(tmp_path, tiny_config, mock_tfds,
+                                                                       monkeypatch):
+    monkeypatch.setattr(losses, "generator_loss", lambda logits: logits * float("nan"))
+    with pytest.raises(Diverged, match="at step 1"):
+        zoo.train(tiny_config(tmp_path))
+    assert not os.path.exists(os.path.join(tmp_path, "config.json"))
+    assert not checkpoint_steps(tmp_path)
+
+
+def test_two_runs_of_one_command_give_identical_weights(tmp_path, tiny_config, mock_tfds):
+    first, second = (zoo.train(tiny_config(tmp_path / name, steps_per_epoch=3)) for name in ("first", "second"))
+    assert len(first.weights) == len(second.weights) > 20
+    for a, b in zip(first.weights, second.weights):
+        np.testing.assert_array_equal(a.numpy(), b.numpy(), err_msg=a.path)
+
+
+@pytest.fixture
+def tiny_model(tmp_path, tiny_config, mock_tfds):
+    config = tiny_config(tmp_path)
+    return zoo.training.build_model(config, zoo.datasets.get_source(config), zoo.device.resolve("float32", False))
+
+
+def test_every_variable_the_model_holds_is_checkpointed(tiny_model, tmp_path):
+    """EMA weights, kept as attributes of the model (a copy of the generator, say), are saved unnamed."""
+    tiny_model.ema_generator = keras.models.clone_model(tiny_model.generator)
+    tiny_model.ema_generator.weights[0].assign(np.full(tiny_model.ema_generator.weights[0].shape, 7.0))
+    _, manager, _ = zoo.training.checkpointer(tiny_model, os.path.join(tmp_path, "checkpoints"))
+    reader = tf.train.load_checkpoint(manager.save())
+    saved = [name for name in reader.get_variable_to_shape_map() if name.startswith("model/ema_generator/")]
+    assert len(saved) == len(tiny_model.ema_generator.weights)
+    assert any((reader.get_tensor(name) == 7.0).all() for name in saved)
+
+
+def test_variables_a_checkpoint_would_miss_are_an_error_at_once(tiny_model, tmp_path):
+    tiny_model.averages = [keras.Variable(np.zeros(3, np.float32), name="average")]  # lists are not tracked
+    with pytest.raises(ValueError, match="holds variables a checkpoint would not save: average; keep them as "):
+        zoo.training.checkpointer(tiny_model, os.path.join(tmp_path, "checkpoints"))
+
+
+# Multi-worker: two processes on this machine stand in for two hosts.
+
+def free_ports(count):
+    sockets = [socket.socket() for _ in range(count)]
+    for s in sockets:
+        s.bind(("127.0.0.1", 0))
+    ports = [s.getsockname()[1] for s in sockets]
+    for s in sockets:
+        s.close()
+    return ports
+
+
+def train_two_workers(workdir, temp_dirs, *flags):
+    """Runs the same command on two workers; returns their (returncode, stderr)."""
+    cluster = {"worker": [f"127.0.0.1:{port}" for port in free_ports(2)]}
+    processes = []
+    for index, temp in enumerate(temp_dirs):
+        env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "TMPDIR": str(temp),
+               "TF_CONFIG": json.dumps({"cluster": cluster, "task": {"type": "worker", "index": index}})}
+        processes.append(subprocess.Popen(
+            [sys.executable, "-c", TRAIN, *TINY_FLAGS, f"--workdir={workdir}", "--strategy=multi_worker", *flags],
+            cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True))
+    try:
+        stderrs = [p.communicate(timeout=400)[1] for p in processes]
+        return [(p.returncode, stderr) for p, stderr in zip(processes, stderrs)]
+    finally:
+        for p in processes:
+            p.kill()
+
+
+def test_two_workers_train_only_the_chief_writes_and_a_rerun_resumes(tmp_path):
+    workdir, temps = tmp_path / "run", [tmp_path / "tmp0", tmp_path / "tmp1"]
+    for temp in temps:
+        temp.mkdir()
+    flags = ("--steps_per_epoch=3", "--checkpoint_every=2")
+    for returncode, stderr in train_two_workers(workdir, temps, "--epochs=1", *flags):
+        assert returncode == 0, stderr[-3000:]
+    assert checkpoint_steps(workdir) == [2, 3]
+    assert sorted(os.listdir(workdir / "samples")) == ["epoch_0001.png"]
+    assert [r["step"] for r in metrics_records(workdir)] == [3]
+    assert not [name for temp in temps for name in os.listdir(temp) if name.startswith("zoo-worker-")]  # removed
+    results = train_two_workers(workdir, temps, "--epochs=2", *flags)
+    for returncode, stderr in results:
+        assert returncode == 0, stderr[-3000:]
+    assert "Resuming" in results[0][1] and "step 3" in results[0][1]
+    assert checkpoint_steps(workdir)[-1] == 6
+    assert [r["step"] for r in metrics_records(workdir)] == [3, 6]

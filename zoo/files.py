@@ -1,0 +1,25 @@
+"""Files a run rewrites are written aside and renamed, so a kill at any moment leaves the old one whole."""
+import contextlib
+import os
+
+
+@contextlib.contextmanager
+def written_aside(path):
+    """Yields a temporary path next to `path` (same suffix); renamed onto `path` if the block succeeds."""
+    directory, name = os.path.split(path)
+    partial = os.path.join(directory, f".partial-{os.getpid()}-{name}")  # keeps the suffix Keras checks
+    try:
+        yield partial
+        os.replace(partial, path)  # atomic on POSIX within one file system
+    finally:
+        if os.path.exists(partial):
+            os.remove(partial)
+
+
+def write_text(path, text):
+    """Replaces `path`'s contents with `text`, atomically and durably."""
+    with written_aside(path) as partial:
+        with open(partial, "w") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
