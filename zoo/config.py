@@ -24,8 +24,8 @@ class Config:
     beta_1: float = 0.5
     workdir: str = ""  # "": runs/<model>_<dataset>
     seed: int = 0
-    xla: Optional[bool] = None  # None: on with a GPU, off without
-    precision: str = "auto"
+    xla: Optional[bool] = None  # None: the fastest measured per device type (zoo.device.auto_settings)
+    precision: str = "auto"  # auto: the fastest measured per device type (zoo.device.auto_settings)
     strategy: str = "auto"
     data_dir: Optional[str] = None
     manual_dir: Optional[str] = None
@@ -34,12 +34,15 @@ class Config:
     kl_weight: float = 1.0  # the VAE's beta on the KL term; 1: the true ELBO
     iw_samples: int = 0  # importance samples of the VAE's test log-likelihood estimate; 0: none
     condition_on: str = ""  # comma-separated CelebA attributes whose bits make the class label
+    # speed (issue 11)
+    steps_per_execution: int = 16  # train steps per call from the host: one host sync (and callback) each
 
     def __post_init__(self):
         if not self.workdir:
             dataset = re.sub(r"[^A-Za-z0-9_.-]+", "_", self.dataset).strip("_")
             object.__setattr__(self, "workdir", os.path.join("runs", f"{self.model}_{dataset}"))
-        for name in ("image_size", "batch_size", "epochs", "latent_dim", "base_filters", "num_samples"):
+        for name in ("image_size", "batch_size", "epochs", "latent_dim", "base_filters", "num_samples",
+                     "steps_per_execution"):
             if getattr(self, name) < 1:
                 raise UsageError(f"{name} must be a positive integer, got {getattr(self, name)}")
         if self.image_size not in (32, 64):

@@ -27,14 +27,14 @@ def check_resumable(saved, config):
                                f"pass the same flags to resume it, or another --workdir")
 
 
-def build_model(config, source, policy):
+def build_model(config, source, policy, steps_per_epoch=None):
     """The registered model, compiled with one Adam per network, in the strategy's scope."""
     model_class = MODELS.get(config.model)
     with policy.strategy.scope():
         model = model_class.from_run(config, source)
         model.compile(**{name: policy.wrap_optimizer(optim.adam(config))
                          for name in model_class.optimizer_names},
-                      jit_compile=policy.jit_compile)
+                      jit_compile=policy.jit_compile, steps_per_execution=policy.steps_per_execution(config.steps_per_execution, steps_per_epoch))
     return model
 
 
@@ -93,7 +93,7 @@ def train(config):
         raise UsageError(f"{source.name} has {num_examples} training examples: fewer than one batch of "
                          f"{config.batch_size}")
 
-    model = build_model(config, source, policy)
+    model = build_model(config, source, policy, steps)
     checkpoint, manager, epoch = checkpointer(model, files["checkpoints"])
     if manager.latest_checkpoint:
         checkpoint.restore(manager.latest_checkpoint).assert_existing_objects_matched()
