@@ -291,9 +291,10 @@ def cache_decoded(dataset, num_bytes, directory, num_examples, seed):
 
     The disk cache is a tf.data snapshot: written during the first pass, read by later epochs
     and later runs, and left unfinished (so rewritten) by a run killed before the first pass
-    ends. It is cut into SNAPSHOT_SHARDS contiguous runs of the file order that each pass reads
-    in a fresh random order, SNAPSHOT_READ_CYCLE at a time, so the shuffle window downstream
-    mixes examples from all over the split instead of a neighbourhood of one fixed order.
+    ends. It is cut into SNAPSHOT_SHARDS contiguous runs of the file order, read in an order
+    shuffled by `seed` (the same every pass, so a resumed run reads what it would have),
+    SNAPSHOT_READ_CYCLE runs at a time, so the shuffle window downstream mixes examples from
+    all over the split instead of a neighbourhood of one fixed order.
     """
     if num_bytes <= CACHE_LIMIT_BYTES:
         return dataset.cache()
