@@ -112,7 +112,8 @@ class ReferenceStep:
 def time_interleaved(steppers, steps, windows, warmup):
     """name -> median seconds per step over `windows` windows, each taking its turn in every round."""
     for stepper in steppers.values():
-        stepper.run(warmup)
+        if warmup:
+            stepper.run(warmup)
     seconds = {name: [] for name in steppers}
     for _ in range(windows):
         for name, stepper in steppers.items():
@@ -256,6 +257,65 @@ def probe(spec):
     print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)  # KiB on Linux
 
 
+# ---- all-reduce between two local workers (docs/scaling.md) -----------------------------------------------
+
+def allreduce_worker(spec):
+    """One of two MultiWorkerMirroredStrategy workers on 127.0.0.1: median seconds of a float32
+    all-reduce per size in bytes; worker 0 prints them as JSON."""
+    index, ports, sizes, repeats = json.loads(spec)
+    os.environ["TF_CONFIG"] = json.dumps({"cluster": {"worker": [f"127.0.0.1:{p}" for p in ports]},
+                                          "task": {"type": "worker", "index": index}})
+    strategy = tf.distribute.MultiWorkerMirroredStrategy()
+    results = {}
+    for size in sizes:
+        value = tf.ones([size // 4])
+        reduce = tf.function(lambda: strategy.run(
+            lambda: tf.distribute.get_replica_context().all_reduce(tf.distribute.ReduceOp.SUM, value)))
+        times = []
+        for attempt in range(repeats + 2):  # two warm-up rounds
+            start = time.perf_counter()
+            float(strategy.experimental_local_results(reduce())[0][0])
+            times.append(time.perf_counter() - start)
+        results[size] = statistics.median(times[2:])
+    if index == 0:
+        print(json.dumps(results))
+
+
+def allreduce_seconds(sizes, repeats=10):
+    """size in bytes -> median seconds of an all-reduce between two local worker processes."""
+    import socket
+    ports = []
+    for _ in range(2):
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            ports.append(s.getsockname()[1])
+    workers = [subprocess.Popen([sys.executable, "-m", "zoo.benchmark",
+                                 f"--allreduce_worker={json.dumps([i, ports, sizes, repeats])}"],
+                                stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True) for i in range(2)]
+    outputs = [worker.communicate(timeout=600)[0] for worker in workers]
+    return {int(k): v for k, v in json.loads(outputs[0].strip().splitlines()[-1]).items()}
+
+
+def gradient_bytes(model):
+    """Bytes all-reduced per step: every trainable weight's float32 gradient."""
+    config = model_config(model, Setting("float32", False), image_size=FLAGS.image_size)
+    built = training.build_model(config, SyntheticSource, device.resolve("float32", False, "default"))
+    return 4 * sum(int(np.prod(w.shape)) for w in built.trainable_weights)
+
+
+def allreduce_report():
+    sizes = {model: gradient_bytes(model) for model in FLAGS.models}
+    measured = allreduce_seconds(sorted({1 << 10, 1 << 20, 16 << 20, *sizes.values()}))
+    rows = [(f"{size / 2 ** 20:.3f}", f"{seconds * 1000:.2f}", f"{size / seconds / 1e9:.2f}")
+            for size, seconds in sorted(measured.items())]
+    lines = [f"All-reduce (sum, float32) between two MultiWorkerMirroredStrategy worker processes on 127.0.0.1, "
+             f"{device_name()}, {os.cpu_count()} cores, TensorFlow {tf.__version__}, median of 10:\n",
+             table(["MiB", "ms", "GB/s (size / time)"], rows), ""]
+    lines += [f"{model}: {size / 2 ** 20:.2f} MiB of float32 gradients per step, all-reduced in "
+              f"{measured[size] * 1000:.2f} ms here." for model, size in sizes.items()]
+    return "\n".join(lines)
+
+
 # ---- report ---------------------------------------------------------------------------------------------
 
 def device_name():
@@ -314,7 +374,7 @@ def run(argv_command):
             label = default_name if name == "zoo default" else name
             rows.append((model, label, f"{per_step * 1000:.1f}", f"{images_per_second:.0f}",
                          f"{images_per_second / (FLAGS.batch_size / seconds['reference']):.2f}",
-                         f"{100 * images_per_second * flops / limit:.1f}%", memory))
+                         f"{100 * images_per_second * flops / limit:.3g}%", memory))
             print(table(["model", "setting", "ms/step", "images/s", "x reference", "share of matmul FLOP/s",
                          "peak RSS MB"], rows[-1:]).splitlines()[-1], flush=True)
         consumption = max(consumption, FLAGS.batch_size / seconds["zoo default"])
@@ -354,6 +414,11 @@ def main(argv):
     logging.set_verbosity(logging.ERROR)  # tfds's and Keras's notices would bury the table
     if FLAGS.probe:
         return probe(FLAGS.probe)
+    if FLAGS.allreduce_worker:
+        return allreduce_worker(FLAGS.allreduce_worker)
+    if FLAGS.allreduce:
+        print(allreduce_report())
+        return None
     try:
         for model in FLAGS.models:
             zoo.MODELS.get(model)
@@ -389,6 +454,9 @@ flags.DEFINE_list("pipeline_datasets", ["shapes", "fashion_mnist", "celeb_a", "f
 flags.DEFINE_integer("folder_images", 3000, "JPEGs in the generated folder dataset.")
 flags.DEFINE_string("data_dir", None, "tfds data directory of the pipelines timed.")
 flags.DEFINE_string("output", "docs/benchmarks.md", "Markdown file whose benchmark section is rewritten; '': none.")
+flags.DEFINE_boolean("allreduce", False, "Instead of the training tables: all-reduce times between two local "
+                     "worker processes and each model's gradient bytes, for docs/scaling.md.")
+flags.DEFINE_string("allreduce_worker", "", "Internal: run as one of the two all-reduce workers.")
 flags.DEFINE_string("probe", "", "Internal: measure one setting's peak memory and print it.")
 
 if __name__ == "__main__":
