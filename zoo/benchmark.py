@@ -272,7 +272,7 @@ def allreduce_worker(spec):
         reduce = tf.function(lambda: strategy.run(
             lambda: tf.distribute.get_replica_context().all_reduce(tf.distribute.ReduceOp.SUM, value)))
         times = []
-        for attempt in range(repeats + 2):  # two warm-up rounds
+        for _ in range(repeats + 2):  # two warm-up rounds
             start = time.perf_counter()
             float(strategy.experimental_local_results(reduce())[0][0])
             times.append(time.perf_counter() - start)

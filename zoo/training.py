@@ -34,7 +34,8 @@ def build_model(config, source, policy, steps_per_epoch=None):
         model = model_class.from_run(config, source)
         model.compile(**{name: policy.wrap_optimizer(optim.adam(config))
                          for name in model_class.optimizer_names},
-                      jit_compile=policy.jit_compile, steps_per_execution=policy.steps_per_execution(config.steps_per_execution, steps_per_epoch))
+                      jit_compile=policy.jit_compile,
+                      steps_per_execution=policy.steps_per_execution(config.steps_per_execution, steps_per_epoch))
     return model
 
 
