@@ -229,8 +229,9 @@ def pipeline_rows(datasets, config, folder_images, data_dir):
                     pipelines.CACHE_LIMIT_BYTES = limit
                 rows.append((name, "later runs and epochs: disk cache (as above 2 GB)", later))
                 continue
-            ips, _ = pipeline_images_per_second(run_config, min(2 * epoch, 200), skip_batches=min(epoch + 1, 50))
-            note = f"{size} images, cached"
+            skip = min(epoch + 1, 50)
+            ips, _ = pipeline_images_per_second(run_config, min(2 * epoch, 200), skip_batches=skip)
+            note = f"{size} images, " + ("cached" if skip > epoch else "within the first epoch: decoding")
         except UsageError as error:  # includes DatasetUnavailableError: no copy on this machine
             rows.append((name, f"not measured: {str(error).splitlines()[0][:90]}", None))
             continue
