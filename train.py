@@ -45,9 +45,11 @@ flags.DEFINE_float("beta_1", DEFAULTS.beta_1, "Adam beta_1 (model default if not
 flags.DEFINE_string("workdir", None, "Run directory: flags, checkpoints, samples, metrics, TensorBoard logs. "
                                      "Default: runs/<model>_<dataset>.")
 flags.DEFINE_integer("seed", DEFAULTS.seed, "Seed of weights, noise, shuffling and the fixed sample grid.")
-flags.DEFINE_boolean("xla", None, "Compile the train step with XLA (--xla/--noxla). Default: on with a GPU.")
+flags.DEFINE_boolean("xla", None, "Compile the train step with XLA (--xla/--noxla). Default: on (measured "
+                                   "faster on CPU and GPU), off when mirroring over logical CPUs.")
 flags.DEFINE_enum("precision", DEFAULTS.precision, device.PRECISIONS,
-                  "Compute precision; auto: mixed_float16 with a GPU, float32 without.")
+                  "Compute precision; auto: float32 on a CPU; on a GPU mixed_bfloat16 from compute capability "
+                  "8.0, else mixed_float16 (see docs/benchmarks.md).")
 flags.DEFINE_enum("strategy", DEFAULTS.strategy, device.STRATEGIES,
                   "tf.distribute strategy; auto: multi_worker with a TF_CONFIG cluster, mirrored with "
                   "several GPUs, else default.")
@@ -102,6 +104,10 @@ flags.DEFINE_string("inception", DEFAULTS.inception, "Inception weights: the TTU
                     "classify_image_graph_def.pb or Keras's inception_v3_..._notop.h5. Default: ~/.keras/models.")
 flags.DEFINE_string("cache_dir", DEFAULTS.cache_dir, "Cache of domain feature networks. Default: "
                     "<data_dir>/zoo_features.")
+# speed (issue 11)
+flags.DEFINE_integer("steps_per_execution", DEFAULTS.steps_per_execution,
+                     "Train steps run per call from the host, so one host sync per that many steps; callbacks "
+                     "that act per batch (the non-finite-loss check) see every that many steps.")
 
 
 def _check(lookup):

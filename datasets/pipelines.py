@@ -19,7 +19,9 @@ from zoo.datasets import celeb_a_manual, idx, image_folder, shapes  # registers 
 from zoo.errors import DatasetUnavailableError, UsageError
 from zoo.registry import DATASETS
 
-CACHE_LIMIT_BYTES = 2 << 30  # cache decoded images in memory below this size
+CACHE_LIMIT_BYTES = 2 << 30  # cache decoded images in memory below this size, on disk above it
+SNAPSHOT_SHARDS = 64  # contiguous runs of the file order a disk cache is cut into, read in a shuffled order
+SNAPSHOT_READ_CYCLE = 16  # shards read at once, interleaved
 
 
 @dataclasses.dataclass(frozen=True)
@@ -318,8 +320,8 @@ def make_dataset(source, config, split, *, batch_size, training, with_labels=Fal
 
     dataset = dataset.map(decode, num_parallel_calls=tf.data.AUTOTUNE)
     num_examples = _num_examples(builder, dataset, split)
-    if num_examples * config.image_size ** 2 * source.channels <= CACHE_LIMIT_BYTES:
-        dataset = dataset.cache()
+    dataset = cache_decoded(dataset, num_examples * config.image_size ** 2 * source.channels,
+                            decoded_cache_dir(builder, source, config, split, with_labels), num_examples, config.seed)
     if training:
         dataset = shuffled_passes(dataset, num_examples, config.seed, skip_examples)
     dataset = dataset.batch(batch_size, drop_remainder=True)
@@ -345,6 +347,36 @@ def shuffled_passes(dataset, num_examples, seed, skip_examples):
         return dataset.shuffle(min(num_examples, 10_000), seed=p)
 
     return tf.data.Dataset.range(first_pass, 2 ** 62).flat_map(one_pass).skip(offset)
+
+
+def decoded_cache_dir(builder, source, config, split, with_labels):
+    """Where a split's decoded images are cached on disk: in the prepared builder's folder (so
+    its name, config and version key it), one folder per split, image size, crop and labelling."""
+    labelling = hashlib.sha1(repr((source.name, source.label_key, source.class_names, with_labels)).encode())
+    return os.path.join(builder.data_dir, "zoo_decoded",
+                        f"{split}_{config.image_size}px_crop{source.crop_size or 'max'}_{labelling.hexdigest()[:8]}")
+
+
+def cache_decoded(dataset, num_bytes, directory, num_examples, seed):
+    """Decoded, cropped and resized examples, decoded once: in memory up to CACHE_LIMIT_BYTES, else on disk.
+
+    The disk cache is a tf.data snapshot: written during the first pass, read by later epochs
+    and later runs, and left unfinished (so rewritten) by a run killed before the first pass
+    ends. It is cut into SNAPSHOT_SHARDS contiguous runs of the file order, read in an order
+    shuffled by `seed` (the same every pass, so a resumed run reads what it would have),
+    SNAPSHOT_READ_CYCLE runs at a time, so the shuffle window downstream mixes examples from
+    all over the split instead of a neighbourhood of one fixed order.
+    """
+    if num_bytes <= CACHE_LIMIT_BYTES:
+        return dataset.cache()
+    run_length = max(1, -(-num_examples // SNAPSHOT_SHARDS))
+
+    def read(shards):
+        return shards.shuffle(SNAPSHOT_SHARDS, seed=seed).interleave(
+            lambda shard: shard, cycle_length=SNAPSHOT_READ_CYCLE, num_parallel_calls=tf.data.AUTOTUNE)
+
+    return dataset.enumerate().snapshot(
+        directory, shard_func=lambda index, _: index // run_length, reader_func=read).map(lambda _, example: example)
 
 
 def _num_examples(builder, dataset, split):

@@ -29,6 +29,7 @@ MIN_LOG_SCALE = -7.0  # PixelCNN++'s floor: narrower logistics give no more like
 # Logistics start some 6 grey levels wide. From log-scale 0, wider than the whole pixel range,
 # the scales take most of a short run to shrink (shapes, 500 steps: 15.9k nats, not 13.5k).
 INITIAL_LOG_SCALE = -3.0
+IW_CHUNK = 32  # importance samples decoded in one batch: 32 x batch images at a time
 
 
 def build_encoder(image_size, channels, latent_dim, base_filters):
@@ -142,23 +143,31 @@ class VAE(keras.Model):
         kl = losses.gaussian_kl(mean, log_variance)
         return {"loss": reconstruction + self.kl_weight * kl, "reconstruction": reconstruction, "kl": kl}
 
-    def importance_weighted_nll(self, images, samples, seed):
+    def importance_weighted_nll(self, images, samples, seed, chunk=IW_CHUNK):
         """-log (1/k sum_k p(x|z_k) p(z_k) / q(z_k|x)), z_k ~ q(z|x): Burda et al.'s (2016) estimate of -log p(x).
 
         An upper bound in expectation, tighter than the negative ELBO, approaching -log p(x) as
-        k = `samples` grows. `seed`: two integers; the same seed gives the same estimate.
+        k = `samples` grows. `seed`: two integers; the same seed gives the same estimate, whatever
+        the `chunk`: the number of samples decoded together, which bounds memory to chunk x batch images.
         """
         mean, log_variance = self.encoder(images, training=False)
+        chunk = min(samples, chunk)
 
-        def log_weight(index):
-            noise = tf.random.stateless_normal(tf.shape(mean), seed=tf.random.experimental.stateless_fold_in(
-                seed, index))
-            z = mean + tf.exp(0.5 * log_variance) * noise
-            return (losses.gaussian_nll(z, mean, log_variance) - losses.gaussian_nll(z, 0.0, 0.0)
-                    - self.reconstruction_nll(images, z))
+        def chunk_log_weights(start):
+            """log p(x|z_k) p(z_k) / q(z_k|x) for k in [start, start + chunk): [chunk, batch]; -inf past k."""
+            indices = start + tf.range(chunk)
+            noise = tf.map_fn(lambda index: tf.random.stateless_normal(
+                tf.shape(mean), seed=tf.random.experimental.stateless_fold_in(seed, index)), indices,
+                fn_output_signature=tf.float32)
+            z = mean + tf.exp(0.5 * log_variance) * noise  # [chunk, batch, latent]
+            reconstruction = self.reconstruction_nll(tf.tile(images, [chunk, 1, 1, 1]),
+                                                     tf.reshape(z, [-1, self.latent_dim]))
+            log_weights = (losses.gaussian_nll(z, mean, log_variance) - losses.gaussian_nll(z, 0.0, 0.0)
+                           - tf.reshape(reconstruction, [chunk, -1]))
+            return tf.where(indices[:, None] < samples, log_weights, -math.inf)
 
-        log_weights = tf.map_fn(log_weight, tf.range(samples), fn_output_signature=tf.float32)
-        return math.log(samples) - tf.reduce_logsumexp(log_weights, axis=0)
+        log_weights = tf.map_fn(chunk_log_weights, tf.range(0, samples, chunk), fn_output_signature=tf.float32)
+        return math.log(samples) - tf.reduce_logsumexp(tf.reshape(log_weights, [-1, tf.shape(images)[0]]), axis=0)
 
     def train_step(self, batch):
         images = batch["images"]

@@ -44,8 +44,8 @@ class Config:
     beta_1: Optional[float] = None  # None: the model's default
     workdir: str = ""  # "": runs/<model>_<dataset>
     seed: int = 0
-    xla: Optional[bool] = None  # None: on with a GPU, off without
-    precision: str = "auto"
+    xla: Optional[bool] = None  # None: the fastest measured per device type (zoo.device.auto_settings)
+    precision: str = "auto"  # auto: the fastest measured per device type (zoo.device.auto_settings)
     strategy: str = "auto"
     data_dir: Optional[str] = None
     manual_dir: Optional[str] = None
@@ -70,13 +70,16 @@ class Config:
     # Crash safety (zoo.training): how often a checkpoint is saved, and how many are kept.
     checkpoint_every: str = "5m"  # steps ("500") or a duration ("90s", "5m", "1h")
     keep_checkpoints: int = 3
+    # speed (issue 11)
+    steps_per_execution: int = 16  # train steps per call from the host: one host sync (and callback) each
 
     def __post_init__(self):
         self._resolve_model_defaults()
         if not self.workdir:
             dataset = re.sub(r"[^A-Za-z0-9_.-]+", "_", self.dataset).strip("_")
             object.__setattr__(self, "workdir", os.path.join("runs", f"{self.model}_{dataset}"))
-        for name in ("image_size", "batch_size", "epochs", "latent_dim", "base_filters", "num_samples"):
+        for name in ("image_size", "batch_size", "epochs", "latent_dim", "base_filters", "num_samples",
+                     "steps_per_execution"):
             if getattr(self, name) < 1:
                 raise UsageError(f"{name} must be a positive integer, got {getattr(self, name)}")
         if self.image_size not in (32, 64):

@@ -1,7 +1,10 @@
 """Device policy: which strategy, precision and compiler a run uses.
 
-On a GPU the fast settings (XLA, mixed_float16) are the defaults; on a CPU,
-float32 without XLA. Flags override either way.
+`--precision=auto` and `--xla` left unset pick the fastest configuration measured on
+the device type (`python -m zoo.benchmark`, docs/benchmarks.md): on a CPU, float32
+with XLA; on a GPU, XLA with mixed_bfloat16 where the GPU computes in bfloat16
+natively (compute capability 8.0 and up, no loss scaling needed), else mixed_float16.
+Flags override either way.
 """
 import contextlib
 import dataclasses
@@ -30,6 +33,19 @@ class DevicePolicy:
     def replicas(self):
         return self.strategy.num_replicas_in_sync
 
+    def steps_per_execution(self, requested, steps_per_epoch=None):
+        """Steps per host call: the largest divisor of `steps_per_epoch` up to `requested`.
+
+        Keras runs whole executions, so an epoch of 10 steps at 4 per execution would run 12.
+        On several replicas 1: Keras 3.15's multi-step loop fails there (a merge_call inside
+        its tf.cond: keras-team/keras#19246, "You must feed a value for placeholder").
+        """
+        if self.replicas > 1:
+            return 1
+        if not steps_per_epoch:
+            return requested
+        return max(d for d in range(1, min(requested, steps_per_epoch) + 1) if steps_per_epoch % d == 0)
+
     def wrap_optimizer(self, optimizer):
         """float16 gradients underflow without loss scaling; bfloat16 and float32 need none."""
         if self.precision == "mixed_float16":
@@ -55,18 +71,42 @@ def make_strategy(name):
     return tf.distribute.get_strategy()
 
 
+def auto_settings(gpu_compute_capability=None):
+    """(precision, XLA) for auto: the fastest measured per device type; None: no GPU.
+
+    CPU: XLA is 1.16-1.3x faster in float32 (docs/benchmarks.md). mixed_bfloat16 with XLA
+    measured faster still, but costs precision that the quality measurements must
+    justify first; without XLA, oneDNN has no native bfloat16 on AVX2 and it is 7x slower.
+    """
+    if gpu_compute_capability is None:
+        return "float32", True
+    return ("mixed_bfloat16" if tuple(gpu_compute_capability) >= (8, 0) else "mixed_float16"), True
+
+
+def _gpu_compute_capability():
+    """The first GPU's (major, minor), or None without a GPU."""
+    gpus = tf.config.list_physical_devices("GPU")
+    if not gpus:
+        return None
+    return tf.config.experimental.get_device_details(gpus[0]).get("compute_capability", (0, 0))
+
+
 def resolve(precision="auto", xla=None, strategy="auto"):
     """Builds the policy and sets Keras's global dtype policy, before any model is built."""
     if precision not in PRECISIONS:
         raise UsageError(f"unknown precision {precision!r}; known: {', '.join(PRECISIONS)}")
     if strategy not in STRATEGIES:
         raise UsageError(f"unknown strategy {strategy!r}; known: {', '.join(STRATEGIES)}")
-    on_gpu = bool(tf.config.list_physical_devices("GPU"))
-    if precision == "auto":
-        precision = "mixed_float16" if on_gpu else "float32"
+    auto_precision, auto_xla = auto_settings(_gpu_compute_capability())
+    precision = auto_precision if precision == "auto" else precision
     keras.mixed_precision.set_dtype_policy(precision)
-    return DevicePolicy(strategy=make_strategy(strategy), precision=precision,
-                        jit_compile=on_gpu if xla is None else xla)
+    built = make_strategy(strategy)
+    if xla is None:
+        # XLA cannot reach a mirrored variable on a second *logical CPU* (DESIGN.md): auto
+        # leaves it off there; on GPUs each replica compiles for its own device.
+        xla = auto_xla and not (built.num_replicas_in_sync > 1 and not tf.config.list_logical_devices("GPU"))
+    return DevicePolicy(strategy=built, precision=precision, jit_compile=xla)
+
 
 
 # Multi-worker runs: who writes where, and saving together.

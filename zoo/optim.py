@@ -1,4 +1,4 @@
-"""The optimiser step every model's train_step uses."""
+"""The optimiser step every model's train_step uses, and the latents it draws, on any number of replicas."""
 import keras
 import tensorflow as tf
 
@@ -11,6 +11,14 @@ def adam_from(learning_rate, beta_1):
     return keras.optimizers.Adam(learning_rate=learning_rate, beta_1=beta_1)
 
 
+def _replica():
+    """(this replica's id, number of replicas in sync); (0, 1) outside a strategy."""
+    context = tf.distribute.get_replica_context()
+    if context is None:  # cross-replica context: one copy of everything
+        return 0, 1
+    return context.replica_id_in_sync_group, context.num_replicas_in_sync
+
+
 def minimize(optimizer, loss_fn, variables):
     """One step of `optimizer` on `loss_fn()`, the mean loss over this replica's batch.
 
@@ -18,21 +26,45 @@ def minimize(optimizer, loss_fn, variables):
     `scale_loss` is the identity except under a LossScaleOptimizer (mixed_float16).
     Returns the unscaled loss, for the trackers.
     """
-    replicas = tf.distribute.get_strategy().num_replicas_in_sync
+    _, replicas = _replica()
     with tf.GradientTape() as tape:
         loss = loss_fn()
         scaled_loss = optimizer.scale_loss(loss / replicas)
-    optimizer.apply(tape.gradient(scaled_loss, variables), variables)
+    gradients = tape.gradient(scaled_loss, variables)
+    if replicas > 1 and isinstance(optimizer, keras.optimizers.LossScaleOptimizer):
+        gradients = _non_finite_on_every_replica_if_on_one(gradients)
+    optimizer.apply(gradients, variables)
     return loss
 
 
-def latents(seed_generator, batch_size, latent_dim):
-    """N(0, I) latents that differ across replicas.
+def _non_finite_on_every_replica_if_on_one(gradients):
+    """Makes the LossScaleOptimizer's finite check agree across replicas.
 
-    A SeedGenerator's state is mirrored, so every replica would draw the same
-    numbers; folding in the replica id keeps the global batch diverse.
+    Keras 3's check runs on each replica's own gradients before they are summed
+    (and under MirroredStrategy uses replica 0's verdict for all): an overflow on
+    replica 1 alone would be summed into the weights, or the replicas would take
+    different branches around a collective. One scalar all-reduce shares the verdict.
     """
-    replica = tf.distribute.get_replica_context()
-    replica_id = replica.replica_id_in_sync_group if replica else 0
-    seed = seed_generator.next() + tf.cast(tf.stack([0, replica_id]), seed_generator.state.dtype)
-    return tf.random.stateless_normal([batch_size, latent_dim], seed=seed)
+    finite = tf.reduce_all([tf.reduce_all(tf.math.is_finite(g)) for g in gradients if g is not None])
+    overflows = tf.distribute.get_replica_context().all_reduce(
+        tf.distribute.ReduceOp.SUM, tf.cast(tf.logical_not(finite), tf.float32))
+    poison = tf.where(overflows > 0, float("nan"), 0.0)
+    return [None if g is None else g + tf.cast(poison, g.dtype) for g in gradients]
+
+
+def latents(seed_generator, batch_size, latent_dim):
+    """N(0, I) latents [batch_size, latent_dim] for this replica's share of the global batch.
+
+    The SeedGenerator's state is mirrored, so every replica gets the same seed; each
+    draws the whole global batch from it and keeps its own rows. So the latents are a
+    function of the position in the global batch: R replicas see exactly the latents
+    one replica sees with the same global batch, and no replica repeats another's, at
+    this call or any other. (Adding the replica id to the seed's counter, as before,
+    made replica r at call c draw what replica 0 draws at call c + r.)
+    """
+    replica, replicas = _replica()
+    seed = seed_generator.next()
+    if replicas == 1:
+        return tf.random.stateless_normal([batch_size, latent_dim], seed=seed)
+    everyone = tf.random.stateless_normal([batch_size * replicas, latent_dim], seed=seed)
+    return everyone[replica * batch_size:(replica + 1) * batch_size]

@@ -21,7 +21,7 @@ from zoo.registry import MODELS
 RESUMABLE_CHANGES = frozenset({"epochs", "steps_per_epoch", "xla", "precision", "strategy",
                                "data_dir", "manual_dir", "batch_size", "workdir", "iw_samples",
                                "eval_every", "eval_samples", "features", "inception", "cache_dir",
-                               "checkpoint_every", "keep_checkpoints"})
+                               "checkpoint_every", "keep_checkpoints", "steps_per_execution"})
 
 
 def check_resumable(saved, config):
@@ -33,14 +33,15 @@ def check_resumable(saved, config):
                                f"pass the same flags to resume it, or another --workdir")
 
 
-def build_model(config, source, policy):
+def build_model(config, source, policy, steps_per_epoch=None):
     """The registered model, compiled with one Adam per network, in the strategy's scope."""
     model_class = MODELS.get(config.model)
     with policy.strategy.scope():
         model = model_class.from_run(config, source)
         model.compile(**{name: policy.wrap_optimizer(optim.adam(config))
                          for name in model_class.optimizer_names},
-                      jit_compile=policy.jit_compile)
+                      jit_compile=policy.jit_compile,
+                      steps_per_execution=policy.steps_per_execution(config.steps_per_execution, steps_per_epoch))
     return model
 
 
@@ -131,7 +132,7 @@ def train(config):
         raise UsageError(f"{source.name} has {num_examples} training examples: fewer than one batch of "
                          f"{config.batch_size}")
 
-    model = build_model(config, source, policy)
+    model = build_model(config, source, policy, steps)
     if device.is_multi_worker(policy.strategy):
         fit_under_multi_worker(model)
     chief = device.is_chief(policy.strategy)

@@ -1,8 +1,69 @@
-"""The training stream: endless shuffled passes whose order a resumed run can pick up mid-way."""
+"""The input pipeline: endless shuffled passes a resumed run can pick up mid-way, and the cache of
+decoded images (the rest of make_dataset is specified by the dataset tests)."""
+import os
+
 import numpy as np
+import pytest
 import tensorflow as tf
 
+from zoo.datasets import pipelines
 from zoo.datasets.pipelines import shuffled_passes
+
+
+EXAMPLES = 256
+
+
+@pytest.fixture
+def disk_cache(monkeypatch):
+    monkeypatch.setattr(pipelines, "CACHE_LIMIT_BYTES", 0)  # everything is "too large for memory"
+
+
+def _decoding_counted(counter):
+    def decode(index):
+        counter.append(1)
+        return index
+
+    return tf.data.Dataset.range(EXAMPLES).map(
+        lambda index: {"images": tf.py_function(decode, [index], tf.int64)})
+
+
+def _passes(directory, counter, passes):
+    dataset = pipelines.cache_decoded(_decoding_counted(counter), EXAMPLES, str(directory), EXAMPLES, seed=0)
+    return [[int(x["images"]) for x in dataset] for _ in range(passes)]
+
+
+def test_a_large_split_is_decoded_once_then_read_from_disk_by_later_epochs(disk_cache, tmp_path):
+    counter = []
+    first, second = _passes(tmp_path / "cache", counter, passes=2)
+    assert sorted(first) == sorted(second) == list(range(EXAMPLES))
+    assert len(counter) == EXAMPLES
+
+
+def test_a_later_run_reads_the_disk_cache_an_earlier_one_wrote(disk_cache, tmp_path):
+    def run():
+        dataset = tf.data.Dataset.range(EXAMPLES).map(lambda index: {"images": index * 2})
+        return [int(x["images"]) for x in pipelines.cache_decoded(dataset, EXAMPLES, str(tmp_path), EXAMPLES, 0)]
+
+    assert sorted(run()) == sorted(run()) == list(range(0, 2 * EXAMPLES, 2))
+    snapshots = [root for root, _, files in os.walk(tmp_path) if "snapshot.metadata" in files]
+    assert len(snapshots) == 1 and len(next(os.walk(snapshots[0]))[1]) == 1  # one snapshot, one writer run
+
+
+def test_a_disk_cached_split_is_read_from_all_over_its_file_order(disk_cache, tmp_path):
+    _, second = _passes(tmp_path / "cache", [], passes=2)
+    run_length = EXAMPLES // pipelines.SNAPSHOT_SHARDS
+    # Any SNAPSHOT_READ_CYCLE consecutive examples come from as many runs of the file order,
+    # which are not the first ones: a shuffle window downstream mixes the whole split.
+    window = second[:pipelines.SNAPSHOT_READ_CYCLE]
+    assert len({i // run_length for i in window}) == pipelines.SNAPSHOT_READ_CYCLE
+    assert sorted(i // run_length for i in window) != list(range(pipelines.SNAPSHOT_READ_CYCLE))
+
+
+def test_a_small_split_is_cached_in_memory(tmp_path):
+    counter = []
+    first, second = _passes(tmp_path / "cache", counter, passes=2)
+    assert first == second == list(range(EXAMPLES)) and len(counter) == EXAMPLES
+    assert not (tmp_path / "cache").exists()
 
 
 def _stream(skip, count, num_examples=10, seed=0):

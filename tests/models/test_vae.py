@@ -100,6 +100,15 @@ def test_importance_weighted_estimate_reaches_the_true_likelihood_the_elbo_misse
     np.testing.assert_array_equal(estimate, importance_weighted_nll(images, 500, tf.constant([0, 0])))
 
 
+def test_importance_weighted_estimate_is_the_same_whatever_samples_are_decoded_together():
+    model = _vae("logistic", 3)
+    images = tf.random.stateless_uniform([3, SIZE, SIZE, 3], [0, 3], -1.0, 1.0)
+    one_by_one = model.importance_weighted_nll(images, 7, tf.constant([0, 1]), chunk=1)
+    for chunk in (3, 7, 64):  # a last chunk that is partial, one chunk, a chunk larger than k
+        np.testing.assert_allclose(model.importance_weighted_nll(images, 7, tf.constant([0, 1]), chunk=chunk),
+                                   one_by_one, rtol=1e-5)
+
+
 @pytest.mark.parametrize("likelihood,channels", [("bernoulli", 1), ("logistic", 3)])
 def test_train_step_moves_encoder_and_decoder_and_test_step_does_not(likelihood, channels):
     model = _vae(likelihood, channels)

@@ -1,10 +1,12 @@
 """Device policy: CPU defaults, and the GPU paths (mixed precision, XLA, MirroredStrategy) run on CPU."""
 import json
 import textwrap
+import types
 
 import keras
 import pytest
 
+import zoo
 from zoo import device
 
 MIRRORED_STEP = textwrap.dedent("""
@@ -27,10 +29,16 @@ MIRRORED_STEP = textwrap.dedent("""
 """)
 
 
-def test_cpu_defaults_are_float32_without_xla():
+def test_cpu_defaults_are_the_fastest_measured_float32_setting_xla():
     policy = device.resolve()
-    assert (policy.precision, policy.jit_compile, policy.replicas) == ("float32", False, 1)
+    assert (policy.precision, policy.jit_compile, policy.replicas) == ("float32", True, 1)
     assert keras.mixed_precision.dtype_policy().name == "float32"
+
+
+@pytest.mark.parametrize("capability, precision", [((7, 0), "mixed_float16"), ((7, 5), "mixed_float16"),
+                                                   ((8, 0), "mixed_bfloat16"), ((9, 0), "mixed_bfloat16")])
+def test_gpu_defaults_are_xla_with_bfloat16_where_native_else_float16(capability, precision):
+    assert device.auto_settings(capability) == (precision, True)
 
 
 def test_mixed_float16_scales_the_loss_and_bfloat16_does_not():
@@ -57,3 +65,17 @@ def test_mixed_float16_under_xla_trains_with_loss_scaling(run_script, tmp_path):
     assert result.returncode == 0, result.stderr[-3000:]
     report = json.loads(result.stdout.strip().splitlines()[-1])
     assert (report["replicas"], report["step"], report["optimizer"]) == (1, 2, "LossScaleOptimizer")
+
+
+@pytest.mark.parametrize("requested, steps, replicas, expected", [
+    (16, None, 1, 16), (16, 2, 1, 2), (16, 156, 1, 13), (4, 10, 1, 2), (16, 937, 1, 1), (16, 64, 2, 1)])
+def test_steps_per_execution_divides_the_epoch_and_is_one_on_several_replicas(requested, steps, replicas, expected):
+    policy = types.SimpleNamespace(replicas=replicas)
+    assert device.DevicePolicy.steps_per_execution(policy, requested, steps) == expected
+
+
+def test_a_diverging_run_stops_with_several_steps_per_execution(tiny_config, mock_tfds, tmp_path):
+    config = tiny_config(tmp_path / "run", steps_per_execution=4, steps_per_epoch=4, batch_size=4,
+                         learning_rate=1e38, model="vae")
+    with pytest.raises(FloatingPointError, match="is (nan|inf)"):
+        zoo.train(config)

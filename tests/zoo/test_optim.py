@@ -1,0 +1,127 @@
+"""zoo.optim on several replicas: two logical CPUs stand in for two GPUs.
+
+One subprocess (the logical devices must be set before TensorFlow starts) computes
+everything; the tests read its JSON report.
+"""
+import dataclasses
+import json
+import textwrap
+
+import pytest
+
+import zoo
+
+TWO_REPLICAS = textwrap.dedent("""
+    import json, sys
+    import tensorflow as tf
+    cpu = tf.config.list_physical_devices("CPU")[0]
+    tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+    import dataclasses, keras, numpy as np, zoo
+    from zoo import device, optim, training
+
+    report = {}
+    mirrored = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+
+    # Latents: 4 calls on 2 replicas with a per-replica batch of 4, and 4 calls on 1 replica with 8.
+    with mirrored.scope():
+        generator = keras.random.SeedGenerator(7)
+    draw = tf.function(lambda: mirrored.run(lambda: optim.latents(generator, 4, 3)))
+    calls = [[t.numpy() for t in mirrored.experimental_local_results(draw())] for _ in range(4)]
+    single = keras.random.SeedGenerator(7)
+    singles = [optim.latents(single, 8, 3).numpy() for _ in range(4)]
+    batches = [batch for call in calls for batch in call]
+    report["latent_batches"] = len(batches)
+    report["latent_batches_repeated"] = sum(np.allclose(a, b) for i, a in enumerate(batches) for b in batches[i + 1:])
+    report["latents_as_one_replica"] = all(np.allclose(np.concatenate(c), s) for c, s in zip(calls, singles))
+
+    # One training step, 1 replica vs 2, the same global batch, initial weights and seed.
+    class Source:
+        name, channels, num_classes = "synthetic", 3, 3
+
+    batch = {"images": tf.random.stateless_uniform([8, 32, 32, 3], seed=[1, 2], minval=-1, maxval=1),
+             "labels": tf.range(8) % 3}
+
+    def one_step(config, strategy, initial=None):
+        # One MirroredStrategy object for the whole process: two would number their collectives alike.
+        policy = device.DevicePolicy(strategy=strategy, precision="float32", jit_compile=False)
+        model = training.build_model(config, Source, policy)
+        if initial is not None:
+            for variable, value in zip(model.weights, initial):
+                variable.assign(value)
+        before = [w.numpy() for w in model.weights], [w.numpy() for w in model.trainable_weights]
+        model.fit(tf.data.Dataset.from_tensors(batch).repeat(), epochs=1, steps_per_epoch=1, verbose=0)
+        return before, [w.numpy() for w in model.trainable_weights]
+
+    for name, overrides in json.loads(sys.argv[1]).items():
+        config = zoo.Config(model=name, batch_size=8, latent_dim=8, base_filters=4, precision="float32", xla=False,
+                            steps_per_execution=1, **overrides)
+        (initial, initial_trainable), one = one_step(config, tf.distribute.get_strategy())
+        _, two = one_step(config, mirrored, initial)
+        report[name] = {"max_difference": max(float(np.max(np.abs(a - b))) for a, b in zip(one, two)),
+                        "max_update": max(float(np.max(np.abs(a - b))) for a, b in zip(one, initial_trainable)),
+                        "learning_rate": config.learning_rate}
+
+    # mixed_float16's loss scaling when only replica 1's gradients overflow.
+    with mirrored.scope():
+        weights = keras.Variable([1.0, 2.0])
+        optimizer = keras.optimizers.LossScaleOptimizer(keras.optimizers.SGD(0.1))
+        optimizer.build([weights])
+    scale_before = float(optimizer.dynamic_scale.numpy())
+
+    def replica_step():
+        replica = tf.distribute.get_replica_context().replica_id_in_sync_group
+        factor = tf.where(tf.equal(replica, 1), float("inf"), 1.0)
+        optim.minimize(optimizer, lambda: tf.reduce_sum(weights * factor), [weights])
+
+    tf.function(lambda: mirrored.run(replica_step))()
+    report["overflow_on_one_replica"] = {
+        "weights": [v.numpy().tolist() for v in mirrored.experimental_local_results(weights.value)],
+        "scale_ratio": float(optimizer.dynamic_scale.numpy()) / scale_before}
+    print(json.dumps(report))
+""")
+
+HAS_SYNC_BATCH_NORM = "sync_batch_norm" in {f.name for f in dataclasses.fields(zoo.Config)}
+MODELS = {"vae": {}, **({"dcgan": {"sync_batch_norm": True}, "cgan": {"sync_batch_norm": True}}
+                        if HAS_SYNC_BATCH_NORM else {})}
+needs_sync_batch_norm = pytest.mark.skipif(
+    not HAS_SYNC_BATCH_NORM, reason="the GANs' batch norm averages per replica until Config.sync_batch_norm "
+                                    "(issue 9) synchronises it; the VAE has none")
+
+
+@pytest.fixture(scope="module")
+def report(run_script):
+    result = run_script("-c", TWO_REPLICAS, json.dumps(MODELS))
+    assert result.returncode == 0, result.stderr[-3000:]
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def test_two_replicas_never_repeat_a_latent_batch(report):
+    assert report["latent_batches"] == 8
+    assert report["latent_batches_repeated"] == 0
+
+
+def test_two_replicas_draw_the_latents_one_replica_draws_for_the_same_global_batch(report):
+    assert report["latents_as_one_replica"]
+
+
+def _assert_same_update(result):
+    # Adam's first step moves each weight by about the learning rate; the replicas sum their
+    # gradients in another order than one replica does, which float32 rounds differently.
+    assert result["max_update"] > 0.5 * result["learning_rate"]
+    assert result["max_difference"] < 1e-3 * result["learning_rate"]
+
+
+def test_a_vae_step_on_two_replicas_updates_the_weights_as_on_one(report):
+    _assert_same_update(report["vae"])
+
+
+@needs_sync_batch_norm
+@pytest.mark.parametrize("model", ["dcgan", "cgan"])
+def test_a_gan_step_on_two_replicas_with_synchronised_batch_norm_updates_the_weights_as_on_one(report, model):
+    _assert_same_update(report[model])
+
+
+def test_an_overflow_on_one_replica_skips_the_step_on_every_replica_and_halves_the_loss_scale(report):
+    result = report["overflow_on_one_replica"]
+    assert result["weights"] == [[1.0, 2.0], [1.0, 2.0]]
+    assert result["scale_ratio"] == 0.5
