@@ -175,11 +175,15 @@ class PeriodicEvaluation(keras.callbacks.Callback):
         checkpoint = tf.train.Checkpoint(model=self.model, noise_state=self.model.seed_generator.state)
         self.best = tf.train.CheckpointManager(checkpoint, self.best_dir, max_to_keep=1)
         self.best_fid = _best_fid(self.best_dir)
+        self.last_step = int(self.model.step.numpy())
         self.writer = tf.summary.create_file_writer(os.path.join(self.workdir, "tensorboard", "eval"))
 
     def on_train_batch_end(self, batch, logs=None):
-        step = int(self.model.step.numpy())
-        if step % self.every == 0:
+        # fit calls this once per execution of --steps_per_execution steps: evaluate when the step
+        # crossed a multiple of `every`, not only when it landed on one. A stop (SIGTERM) saves first.
+        step, last = int(self.model.step.numpy()), self.last_step
+        self.last_step = step
+        if step // self.every > last // self.every and not self.model.stop_training:
             self.evaluate(step)
 
     def evaluate(self, step):

@@ -81,3 +81,44 @@ def test_a_vae_is_scored_on_its_samples_and_its_test_likelihood(tiny_config, sha
     record = evaluate.evaluate_workdir(config.workdir, 60, progress=False)
     assert record["model"] == "vae" and record["generated_images"] == 60 and np.isfinite(record["fid"])
     assert record["test_negative_elbo_nats"] > 0 and record["test_split"] == "test"
+
+
+class _Counter:
+    """A model stand-in: fit calls on_train_batch_end once per execution, so the step jumps."""
+
+    def __init__(self):
+        self.value, self.stop_training = 0, False
+
+    @property
+    def step(self):
+        return self
+
+    def numpy(self):
+        return self.value
+
+
+@pytest.mark.parametrize("steps_per_execution", [1, 4, 13])
+def test_evaluations_fire_when_the_step_crosses_a_multiple_of_eval_every(steps_per_execution, tiny_config, tmp_path):
+    evaluation = scoring.PeriodicEvaluation(tiny_config(tmp_path), None, every=6, workdir=str(tmp_path))
+    evaluation.set_model(_Counter())
+    evaluation.last_step = 0
+    evaluated = []
+    evaluation.evaluate = evaluated.append
+    for step in range(steps_per_execution, 40, steps_per_execution):
+        evaluation.model.value = step
+        evaluation.on_train_batch_end(step)
+    expected = [step for step in range(steps_per_execution, 40, steps_per_execution)
+                if step // 6 > (step - steps_per_execution) // 6]
+    assert evaluated == expected
+    assert evaluated[:2] == {1: [6, 12], 4: [8, 12], 13: [13, 26]}[steps_per_execution]
+
+
+def test_no_evaluation_once_a_signal_asked_training_to_stop(tiny_config, tmp_path):
+    evaluation = scoring.PeriodicEvaluation(tiny_config(tmp_path), None, every=6, workdir=str(tmp_path))
+    evaluation.set_model(_Counter())
+    evaluation.last_step = 0
+    evaluated = []
+    evaluation.evaluate = evaluated.append
+    evaluation.model.value, evaluation.model.stop_training = 6, True
+    evaluation.on_train_batch_end(0)
+    assert evaluated == []
