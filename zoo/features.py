@@ -51,8 +51,17 @@ class FeatureNetwork:
 
 
 def get(config, source):
-    """The feature network `config.features` names, for `source`'s images at config.image_size."""
-    return FEATURES.get(config.features)(config, source)
+    """The feature network `config.features` names, for `source`'s images at config.image_size.
+
+    Built in float32 whatever the training's mixed-precision policy: scores during training must be
+    those `python -m zoo.evaluate` gives, and the cached network the same whichever process made it.
+    """
+    policy = keras.config.dtype_policy()
+    keras.config.set_dtype_policy("float32")
+    try:
+        return FEATURES.get(config.features)(config, source)
+    finally:
+        keras.config.set_dtype_policy(policy)
 
 
 def sha256(path):

@@ -174,8 +174,8 @@ class PeriodicEvaluation(keras.callbacks.Callback):
         self.sampler = model_sampler(self.model)
         checkpoint = tf.train.Checkpoint(model=self.model, noise_state=self.model.seed_generator.state)
         self.best = tf.train.CheckpointManager(checkpoint, self.best_dir, max_to_keep=1)
-        self.best_fid = _best_fid(self.best_dir)
         self.last_step = int(self.model.step.numpy())
+        self.best_fid = _best_fid(self.best_dir, self.last_step)
         self.writer = tf.summary.create_file_writer(os.path.join(self.workdir, "tensorboard", "eval"))
 
     def on_train_batch_end(self, batch, logs=None):
@@ -227,12 +227,19 @@ def _records(metrics_path):
         return [json.loads(line) for line in f if line.strip()]
 
 
-def _best_fid(best_dir):
+def _best_fid(best_dir, step):
+    """The FID to beat: the kept best checkpoint's, or inf where it cannot be trusted. best.json must name
+    the checkpoint that is there (a kill between the two writes leaves them apart) at a step this run has
+    trained (a resume from an earlier checkpoint trains that step again)."""
     path = os.path.join(best_dir, "best.json")
-    if not (os.path.isfile(path) and tf.train.latest_checkpoint(best_dir)):
+    kept = tf.train.latest_checkpoint(best_dir)
+    if not (os.path.isfile(path) and kept):
         return math.inf
     with open(path) as f:
-        return json.load(f)["fid"]
+        record = json.load(f)
+    if kept != os.path.join(best_dir, f"ckpt-{record['step']}") or record["step"] > step:
+        return math.inf
+    return record["fid"]
 
 
 def _write_aside(path, value):

@@ -20,7 +20,7 @@ from zoo.registry import MODELS
 # precision may change only where the optimisers' layout stays (checkpoints.restore_latest_good says).
 RESUMABLE_CHANGES = frozenset({"epochs", "steps_per_epoch", "xla", "precision", "strategy",
                                "data_dir", "manual_dir", "batch_size", "workdir", "iw_samples",
-                               "eval_every", "eval_samples", "features", "inception", "cache_dir",
+                               "eval_every",
                                "checkpoint_every", "keep_checkpoints", "steps_per_execution"})
 
 
@@ -115,7 +115,6 @@ def train(config):
     if config.batch_size % policy.replicas:
         raise UsageError(f"batch_size {config.batch_size} does not split over {policy.replicas} replicas")
     source = get_source(config)
-    write_dataset_facts(source, config.workdir)  # so export needs the run directory only, not the data
     model_class = MODELS.get(config.model)
     if config.condition_on and not model_class.needs_labels:
         raise UsageError(f"--condition_on makes class labels, which {config.model} does not take: use --model=cgan")
@@ -138,11 +137,14 @@ def train(config):
     chief = device.is_chief(policy.strategy)
     with device.worker_directory(config.workdir, chief) as workdir:
         files = paths(workdir)
+        write_dataset_facts(source, workdir)  # so export needs the run directory only, not the data
         checkpoint, _, progress = checkpointer(model, paths(config.workdir)["checkpoints"])
         restored = checkpoints.restore_latest_good(checkpoint, paths(config.workdir)["checkpoints"], repair=chief)
         if restored:
             logging.info("Resuming %s at epoch %d, step %d", restored, int(progress.epoch), int(model.step.numpy()))
-            callbacks.MetricsLog.forget_after(files["metrics.jsonl"], int(model.step.numpy()))
+        # Lines past the restored step (every line, when a run died before its first checkpoint) are trained
+        # and logged again.
+        callbacks.MetricsLog.forget_after(files["metrics.jsonl"], int(model.step.numpy()))
         os.makedirs(workdir, exist_ok=True)
         manager = tf.train.CheckpointManager(checkpoint, files["checkpoints"], max_to_keep=config.keep_checkpoints)
         logging.info("%s on %s: %d steps of %d per epoch, %s, XLA %s, %d replica(s)", config.model, source.name,

@@ -133,3 +133,16 @@ def test_celeb_a_attributes_train_a_multi_label_network_that_labels_a_cgans_clas
     assert network.embed(_images(4))[1] is None  # no labels to predict without --condition_on
     labels = for_cgan.embed(_images(4))[1]
     assert labels.shape == (4,) and set(labels) <= {0, 1, 2, 3}
+
+
+def test_features_are_float32_whatever_the_training_precision(shapes_feature_cache, shapes_features):
+    """Scores during a mixed-precision run must be those `python -m zoo.evaluate` gives in float32."""
+    images = _images(8)
+    reference = shapes_features(shapes_feature_cache).embed(images)[0]
+    keras.config.set_dtype_policy("mixed_bfloat16")
+    try:
+        under_mixed = shapes_features(shapes_feature_cache).embed(images)[0]
+    finally:
+        keras.config.set_dtype_policy("float32")
+    assert under_mixed.dtype == np.float32
+    np.testing.assert_array_equal(reference, under_mixed)

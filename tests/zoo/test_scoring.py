@@ -122,3 +122,19 @@ def test_no_evaluation_once_a_signal_asked_training_to_stop(tiny_config, tmp_pat
     evaluation.model.value, evaluation.model.stop_training = 6, True
     evaluation.on_train_batch_end(0)
     assert evaluated == []
+
+
+@pytest.mark.parametrize("kept, recorded, trained_to, expected", [
+    (5, 5, 10, 1.5),  # the record names the kept checkpoint, at a step this run has trained
+    (5, 3, 10, float("inf")),  # killed between saving the checkpoint and writing best.json
+    (5, 5, 4, float("inf")),  # resumed from before the best: it trains step 5 again
+])
+def test_the_best_fid_to_beat_is_trusted_only_when_record_and_checkpoint_agree(kept, recorded, trained_to,
+                                                                                expected, tmp_path):
+    import tensorflow as tf
+
+    best_dir = str(tmp_path / "best")
+    tf.train.CheckpointManager(tf.train.Checkpoint(v=tf.Variable(1.0)), best_dir, 1).save(checkpoint_number=kept)
+    with open(os.path.join(best_dir, "best.json"), "w") as f:
+        json.dump({"step": recorded, "fid": 1.5}, f)
+    assert scoring._best_fid(best_dir, trained_to) == expected

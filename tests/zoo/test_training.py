@@ -301,3 +301,13 @@ def test_two_workers_train_only_the_chief_writes_and_a_rerun_resumes(tmp_path):
     assert "Resuming" in results[0][1] and "step 3" in results[0][1]
     assert checkpoint_steps(workdir)[-1] == 6
     assert [r["step"] for r in metrics_records(workdir)] == [3, 6]
+
+
+def test_lines_of_a_run_killed_before_its_first_checkpoint_are_not_kept(tmp_path, tiny_config, mock_tfds):
+    """The rerun trains and logs those steps again: the old lines would be duplicates."""
+    with open(os.path.join(tmp_path, "metrics.jsonl"), "w") as f:
+        f.write(json.dumps({"epoch": 1, "step": 2, "d_loss": 9.0}) + "\n")
+    zoo.train(tiny_config(tmp_path))
+    with open(os.path.join(tmp_path, "metrics.jsonl")) as f:
+        records = [json.loads(line) for line in f]
+    assert [record["step"] for record in records] == [2] and records[0]["d_loss"] != 9.0
