@@ -12,9 +12,11 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def make_tiny_config(workdir, **overrides):
-    """A run small enough for a test: 32x32 images, narrow networks, two steps an epoch."""
+    """A run small enough for a test: 32x32 images, narrow networks, two steps an epoch, each step its own
+    execution (so callbacks see every step, as the tests of step counts expect)."""
     values = dict(workdir=str(workdir), image_size=32, batch_size=8, epochs=1, steps_per_epoch=2,
-                  latent_dim=8, base_filters=8, num_samples=4, precision="float32", xla=False)
+                  latent_dim=8, base_filters=8, num_samples=4, precision="float32", xla=False,
+                  steps_per_execution=1)
     return zoo.Config(**{**values, **overrides})
 
 

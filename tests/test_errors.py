@@ -226,7 +226,7 @@ DIRECT_CASES = {
         "'latent_dim', 'learning_rate', 'likelihood', 'manual_dir', 'model', 'num_samples', 'precision', 'seed', "
         "'steps_per_epoch', 'strategy', 'workdir', 'xla']; fix or delete that file"),
     "config.json with a wrong type": ("train.py", ["--workdir=$TMP/wrongtype"], saved_config("wrongtype"),
-                                      "error: $TMP/wrongtype/config.json: epochs must be an integer, got \"20\"; fix "
+                                      "error: $TMP/wrongtype/config.json: epochs must be an integer or null, got \"20\"; fix "
                                       "or delete that file"),
     "config.json not an object": ("export.py", ["--workdir=$TMP/notobject"],
                                   lambda tmp: export.load_trained(str(tmp / "notobject")),

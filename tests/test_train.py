@@ -14,8 +14,7 @@ from zoo.errors import RunMismatchError
 @pytest.fixture(scope="module", params=zoo.MODELS.names())
 def resumed_run(request, tmp_path_factory, tiny_config):
     """One epoch, then the same command with --epochs=2: the second run must resume."""
-    config = tiny_config(tmp_path_factory.mktemp(request.param), model=request.param,
-                         **zoo.MODELS.get(request.param).config_defaults)
+    config = tiny_config(tmp_path_factory.mktemp(request.param), model=request.param)
     with tfds.testing.mock_data(num_examples=32):
         zoo.train(config)
         model = zoo.train(config.replace(epochs=2))

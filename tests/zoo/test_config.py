@@ -32,10 +32,10 @@ def test_json_round_trip():
 @pytest.mark.parametrize("text, message", [
     ('{"epochs": 2', "not valid JSON"),
     ("[1, 2]", "expected a JSON object of settings, got list"),
-    ('{"epochs": "20"}', 'epochs must be an integer, got "20"'),
-    ('{"epochs": true}', "epochs must be an integer, got true"),
+    ('{"epochs": "20"}', 'epochs must be an integer or null, got "20"'),
+    ('{"epochs": true}', "epochs must be an integer or null, got true"),
     ('{"xla": 1}', "xla must be true or false or null, got 1"),
-    ('{"learning_rate": "fast"}', 'learning_rate must be a number, got "fast"'),
+    ('{"learning_rate": "fast"}', 'learning_rate must be a number or null, got "fast"'),
 ])
 def test_hand_edited_json_is_refused_naming_the_setting(text, message):
     with pytest.raises(UsageError, match=re.escape(message)):

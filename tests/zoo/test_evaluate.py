@@ -53,14 +53,14 @@ def test_a_workdir_is_scored_into_eval_json_and_metrics_jsonl(workdir, shapes_fe
     with open(os.path.join(workdir, "metrics.jsonl")) as f:
         assert json.loads(f.readlines()[-1]) == record
     assert record["step"] == 2 and record["checkpoint"] == "latest" and record["generated_images"] == 100
-    assert record["real_split"] == "test" and record["real_images"] == 1000 and record["features"] == "domain"
+    assert record["real_split"] == "test" and record["real_images"] == 3000 and record["features"] == "domain"
     for name in ("fid", "kid", "kid_std", "precision", "recall"):
         assert f"\n{name} " in result.stdout and isinstance(record[name], float)  # the printed table
 
 
 def test_an_export_is_scored_without_the_projects_model_code(workdir, shapes_feature_cache, tmp_path):
-    config, model, _ = export.load_trained(workdir)
-    path = export.export(model, str(tmp_path / "exports"), config.model)
+    trained = export.load_trained(workdir)
+    path = export.export(trained, str(tmp_path / "exports"), trained.config.model)
     result = _run("-c", WITHOUT_MODEL_CODE, f"--export={path}", "--dataset=shapes", "--num_samples=100",
                   f"--cache_dir={shapes_feature_cache}", f"--output_dir={tmp_path / 'scores'}")
     assert result.returncode == 0, result.stderr[-3000:]

@@ -19,7 +19,7 @@ def run(tiny_config, shapes_feature_cache, tmp_path_factory):
     every 100 steps."""
     config = tiny_config(tmp_path_factory.mktemp("dcgan"), dataset="shapes", batch_size=32, steps_per_epoch=50,
                          epochs=4, latent_dim=32, base_filters=16, eval_every=100, eval_samples=300,
-                         cache_dir=shapes_feature_cache)
+                         cache_dir=shapes_feature_cache, ema_kimg=0, diffaugment="")  # the paper's plain DCGAN
     source = get_source(config)
     initial = training.build_model(config, source, device.resolve("float32", False, "default"))
     at_start = scoring.evaluate_model(config, source, scoring.model_sampler(initial), SCORED, progress=False)
