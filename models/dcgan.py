@@ -98,7 +98,8 @@ class DCGAN(keras.Model):
 
     Optional, each by a flag: an exponential moving average of G's weights for every image
     shown (zoo.ema), DiffAugment of D's inputs (zoo.augment), and the R1 penalty
-    (gamma / 2) E_x ||grad_x D(x)||^2 on real images added to D's loss (Mescheder et al. 2018).
+    (gamma / 2) E_x ||grad_x D(x)||^2 on real images added to D's loss (Mescheder et al. 2018),
+    with D's batch norm on its moving statistics so that the gradient is each image's own.
     """
 
     needs_labels = False
@@ -197,17 +198,28 @@ class DCGAN(keras.Model):
     def discriminator_loss(self, real, fake, batch):
         """Mean of -log D(x) - log(1 - D(G(z))) over the batch, plus the R1 penalty when it is on."""
         real, fake = self.augment(real), self.augment(fake)
-        with tf.GradientTape(watch_accessed_variables=False) as input_tape:
-            input_tape.watch(real)
-            real_logits = self.discriminator(self.with_condition(real, batch), training=True)
-            summed = tf.reduce_sum(real_logits)  # each logit depends on its own image only
+        # R1 first: the training-mode passes below move the moving statistics it reads.
+        penalty = tf.reduce_mean(self.r1_penalties(real, batch)) if self.r1_gamma else 0.0
+        real_logits = self.discriminator(self.with_condition(real, batch), training=True)
         fake_logits = self.discriminator(self.with_condition(fake, batch), training=True)
         loss = tf.reduce_mean(losses.discriminator_loss(real_logits, fake_logits))
         if not self.r1_gamma:
             return loss
-        penalty = tf.reduce_mean(losses.r1_penalty(input_tape.gradient(summed, real), self.r1_gamma))
         self.r1_tracker.update_state(penalty)
         return loss + penalty
+
+    def r1_penalties(self, real, batch):
+        """(gamma / 2) ||grad_x D(x)||^2 of each real image x, with D's batch norm in inference mode.
+
+        In training mode batch norm normalises by the batch's own statistics, so every logit
+        depends on every image and the gradient of their sum is not per image. With the moving
+        statistics D(x) is a function of x alone, and the gradient of the summed logits holds each
+        image's own grad_x D(x); it costs one more forward and backward pass of D on the real batch.
+        """
+        with tf.GradientTape(watch_accessed_variables=False) as tape:
+            tape.watch(real)
+            summed = tf.reduce_sum(self.discriminator(self.with_condition(real, batch), training=False))
+        return losses.r1_penalty(tape.gradient(summed, real), self.r1_gamma)
 
     def generator_loss(self, batch, batch_size):
         """Mean of the non-saturating -log D(G(z)) over the batch."""
