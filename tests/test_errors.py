@@ -222,9 +222,11 @@ DIRECT_CASES = {
     "config.json with an unknown key": (
         "train.py", ["--workdir=$TMP/unknownkey"], saved_config("unknownkey"),
         "error: $TMP/unknownkey/config.json: unknown config keys ['epoch']; known: ['base_filters', 'batch_size', "
-        "'beta_1', 'condition_on', 'data_dir', 'dataset', 'epochs', 'image_size', 'iw_samples', 'kl_weight', "
-        "'latent_dim', 'learning_rate', 'likelihood', 'manual_dir', 'model', 'num_samples', 'precision', 'seed', "
-        "'steps_per_epoch', 'strategy', 'workdir', 'xla']; fix or delete that file"),
+        "'beta_1', 'cache_dir', 'checkpoint_every', 'condition_on', 'data_dir', 'dataset', 'diffaugment', "
+        "'ema_kimg', 'ema_rampup', 'epochs', 'eval_every', 'eval_samples', 'features', 'image_size', 'inception', "
+        "'iw_samples', 'keep_checkpoints', 'kl_weight', 'latent_dim', 'learning_rate', 'likelihood', 'manual_dir', "
+        "'model', 'num_samples', 'precision', 'r1_gamma', 'seed', 'steps_per_epoch', 'steps_per_execution', "
+        "'strategy', 'sync_batch_norm', 'workdir', 'xla']; fix or delete that file"),
     "config.json with a wrong type": ("train.py", ["--workdir=$TMP/wrongtype"], saved_config("wrongtype"),
                                       "error: $TMP/wrongtype/config.json: epochs must be an integer, got \"20\"; fix "
                                       "or delete that file"),
