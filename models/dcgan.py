@@ -6,7 +6,8 @@ norm on all but the first) to one logit. No pooling, no fully connected hidden l
 Widths are the paper's: b = --base_filters in D's first and G's last hidden
 convolution, doubling per layer inwards (64 px, b = 128: G 1024-512-256-128).
 
-    python train.py                  # DCGAN on shapes: 5 epochs, 2340 steps (~10 min on 2 quiet CPU cores)
+    python train.py                  # DCGAN on shapes: 5 epochs, 2340 steps
+        # 1.2-1.4 s/step measured on the loaded 2-core CPU (docs/results.md); no quiet timing made
     python train.py --model=dcgan --dataset=celeb_a --image_size=64 --base_filters=128
     python train.py --ema_kimg=0 --diffaugment= --noxla   # the paper's plain recipe, the baseline
 
@@ -103,7 +104,7 @@ class DCGAN(keras.Model):
     """
 
     needs_labels = False
-    # 5 passes over shapes' 30000 images, about 2300 steps: ~10 minutes on 2 quiet CPU cores.
+    # 5 passes over shapes' 30000 images, about 2300 steps.
     config_defaults = {"epochs": 5}
     optimizer_names = ("d_optimizer", "g_optimizer")
     evaluations = ()  # zoo.metrics plug-ins run on the test split at the end of training
