@@ -132,6 +132,10 @@ class DCGAN(keras.Model):
             self.ema_generator.trainable = False
             ema.copy(self.ema_generator, self.generator)
         self.seed_generator = keras.random.SeedGenerator(seed)
+        # Real images shown to D so far, checkpointed with the model: the EMA's ramp-up reads it.
+        # Not steps x batch size: --batch_size may change when a run resumes.
+        self.images_seen = keras.Variable(0, dtype="int64", trainable=False, name="images_seen",
+                                          aggregation="only_first_replica")
         self.d_loss_tracker = keras.metrics.Mean(name="d_loss")
         self.g_loss_tracker = keras.metrics.Mean(name="g_loss")
         self.r1_tracker = keras.metrics.Mean(name="r1_penalty")
@@ -241,10 +245,10 @@ class DCGAN(keras.Model):
             self.discriminator.trainable_variables))
         self.g_loss_tracker.update_state(optim.minimize(
             self.g_optimizer, lambda: self.generator_loss(batch, batch_size), self.generator.trainable_variables))
+        global_batch = tf.cast(batch_size * tf.distribute.get_strategy().num_replicas_in_sync, "int64")
+        self.images_seen.assign_add(global_batch)
         if self.ema_generator is not None:
-            global_batch = batch_size * tf.distribute.get_strategy().num_replicas_in_sync
-            beta = ema.decay(self.step * tf.cast(global_batch, self.step.dtype), global_batch,
-                             self.ema_kimg * 1000, self.ema_rampup)
+            beta = ema.decay(self.images_seen.value, global_batch, self.ema_kimg * 1000, self.ema_rampup)
             ema.update(self.ema_generator, self.generator, beta)
         return {m.name: m.result() for m in self.metrics}
 

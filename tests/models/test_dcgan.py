@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from zoo import losses, optim
+from zoo import ema, losses, optim
 from zoo.models.dcgan import DCGAN, build_discriminator, build_generator
 
 
@@ -222,3 +222,29 @@ def test_one_images_r1_term_does_not_depend_on_the_other_images_of_the_batch():
     terms_perturbed = dcgan.r1_penalties(tf.constant(perturbed), {}).numpy()
     assert terms[1] != pytest.approx(terms_perturbed[1], rel=1e-3)  # the perturbation reaches D
     np.testing.assert_allclose(terms_perturbed[[0, 2, 3]], terms[[0, 2, 3]], rtol=1e-5)
+
+
+def _batch_of(size):
+    return {"images": tf.constant(np.random.default_rng(size).uniform(-1, 1, (size, 32, 32, 3)), tf.float32)}
+
+
+def test_ema_ramp_up_counts_the_images_seen_across_a_resume_with_another_batch_size(tmp_path, monkeypatch):
+    seen_by_decay = []
+    decay = ema.decay
+    monkeypatch.setattr("zoo.ema.decay", lambda images_seen, *args: (
+        seen_by_decay.append(int(images_seen)), decay(images_seen, *args))[1])
+
+    def fresh():
+        dcgan = DCGAN(image_size=32, channels=3, latent_dim=8, base_filters=4, seed=1, ema_kimg=1.0)
+        dcgan.compile(d_optimizer=optim.adam_from(2e-4, 0.5), g_optimizer=optim.adam_from(2e-4, 0.5))
+        return dcgan
+
+    first = fresh()
+    for _ in range(2):
+        first.train_step(_batch_of(8))
+    path = tf.train.Checkpoint(model=first).save(str(tmp_path / "ckpt"))
+    resumed = fresh()
+    tf.train.Checkpoint(model=resumed).restore(path).assert_existing_objects_matched()
+    resumed.train_step(_batch_of(16))
+    assert int(resumed.images_seen) == 8 + 8 + 16
+    assert seen_by_decay == [8, 16, 32]  # what the ramp-up read at each step, this step's images included
