@@ -91,7 +91,8 @@ flags.DEFINE_string("diffaugment", DEFAULTS.diffaugment,
                     "comma-separated from color,translation,cutout (DiffAugment); '' for none.")
 flags.DEFINE_float("r1_gamma", DEFAULTS.r1_gamma,
                    "GANs: gamma of the R1 penalty (gamma/2) E||grad_x D(x)||^2 on real images, added to D's "
-                   "loss; 0: off.")
+                   "loss; D's batch norm uses its moving statistics there, so each gradient is one image's "
+                   "own; 0: off.")
 # Evaluation during training (zoo.evaluate)
 flags.DEFINE_integer("eval_every", None, f"Score FID/KID/(class accuracy) every N steps, keeping the best checkpoint "
                                          f"in <workdir>/checkpoints/best; 0: off. Default: {EVAL_EVERY_DEFAULT} for "

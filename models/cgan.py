@@ -10,7 +10,7 @@ as constant maps to D's input) drew the same blob in every row on the built-in s
 even at 40 epochs: its D could reach a low loss without looking at the label maps.
 
     python train.py --model=cgan --dataset=fashion_mnist --epochs=3 --steps_per_epoch=300
-    python train.py --model=cgan --dataset=shapes   # 2340 steps, ~10 quiet min on 2 CPU cores; after
+    python train.py --model=cgan --dataset=shapes   # 2340 steps, 1.2-1.4 s/step on the loaded 2-core CPU; after
         # 2000 steps the triangle and star rows differ, the other rows not yet (docs/results.md)
     python train.py --model=cgan --dataset=celeb_a --condition_on=Smiling,Male --image_size=64
 """

@@ -20,7 +20,7 @@ import tensorflow_datasets as tfds
 from PIL import Image
 
 import zoo
-from zoo import cli, export
+from zoo import cli, export, generate
 from zoo.datasets import get_source, idx
 from zoo.datasets.pipelines import CELEB_A_ATTRIBUTES
 from zoo.errors import UsageError
@@ -41,6 +41,7 @@ def make_material(tmp):
     write_file(tmp / "unknownkey" / "config.json", json.dumps({"model": "dcgan", "epoch": 3}).encode())
     write_file(tmp / "wrongtype" / "config.json", json.dumps({"model": "dcgan", "epochs": "20"}).encode())
     write_file(tmp / "notobject" / "config.json", b"[1, 2]")
+    write_file(tmp / "badexport" / "saved_model.pb", b"not a protobuf")
     write_idx_folder(tmp / "idx_truncated")
     with open(tmp / "idx_truncated" / "train-images-idx3-ubyte", "r+b") as f:
         f.truncate(1000)
@@ -121,6 +122,17 @@ CLI_CASES = {
     "export of a folder that is not a run": ("export.py", ["--workdir=$TMP/empty", "--export_dir=$TMP/exports"],
                                              "error: $TMP/empty is not a run directory (no config.json): pass the "
                                              "--workdir that train.py wrote"),
+    "generate from a damaged export": (
+        "-m", ["zoo.generate", "--export=$TMP/badexport", "--out=$TMP/grid.png"],
+        "error: --export=$TMP/badexport: cannot load that export (Cannot parse file b'$TMP/badexport/saved_model.pb': "
+        "Error parsing message with type 'tensorflow.SavedModel': Wire format was corrupt.); export the run again "
+        "with export.py"),
+    "generate into an output folder that is a file": (
+        "-m", ["zoo.generate", "--export=$TMP/empty", "--outdir=$TMP/afile"],
+        "error: --outdir=$TMP/afile is a file; expected a folder (or a path where one can be made)"),
+    "generate with a stray argument": (
+        "-m", ["zoo.generate", "--export=$TMP/empty", "grid.png"],
+        "error: unexpected arguments 'grid.png': every setting is a --flag=value (see --helpshort)"),
 }
 
 
@@ -138,6 +150,18 @@ def config_of(**values):
 def entry_point_check(check, path, flag):
     """A check train.py or export.py makes of a path flag before anything else."""
     return lambda tmp: check(path.replace("$TMP", str(tmp)), flag)
+
+
+def generated(**values):
+    """zoo.generate.run of these settings ($TMP in a value stands for the test's folder)."""
+    return lambda tmp: generate.run(generate.GenerateConfig(**{
+        name: value.replace("$TMP", str(tmp)) if isinstance(value, str) else value for name, value in values.items()}))
+
+
+def reconstruction_input(tmp):
+    """generate.load_image of a PNG declaring 40000x40000 pixels, the first image --reconstruct reads."""
+    write_file(tmp / "bomb" / "huge.png", png_bomb(40_000))
+    return generate.load_image(str(tmp / "bomb" / "huge.png"), 32, 3)
 
 
 def saved_config(folder):
@@ -222,9 +246,11 @@ DIRECT_CASES = {
     "config.json with an unknown key": (
         "train.py", ["--workdir=$TMP/unknownkey"], saved_config("unknownkey"),
         "error: $TMP/unknownkey/config.json: unknown config keys ['epoch']; known: ['base_filters', 'batch_size', "
-        "'beta_1', 'condition_on', 'data_dir', 'dataset', 'epochs', 'image_size', 'iw_samples', 'kl_weight', "
-        "'latent_dim', 'learning_rate', 'likelihood', 'manual_dir', 'model', 'num_samples', 'precision', 'seed', "
-        "'steps_per_epoch', 'strategy', 'workdir', 'xla']; fix or delete that file"),
+        "'beta_1', 'cache_dir', 'checkpoint_every', 'condition_on', 'data_dir', 'dataset', 'diffaugment', "
+        "'ema_kimg', 'ema_rampup', 'epochs', 'eval_every', 'eval_samples', 'features', 'image_size', 'inception', "
+        "'iw_samples', 'keep_checkpoints', 'kl_weight', 'latent_dim', 'learning_rate', 'likelihood', 'manual_dir', "
+        "'model', 'num_samples', 'precision', 'r1_gamma', 'seed', 'steps_per_epoch', 'steps_per_execution', "
+        "'strategy', 'sync_batch_norm', 'workdir', 'xla']; fix or delete that file"),
     "config.json with a wrong type": ("train.py", ["--workdir=$TMP/wrongtype"], saved_config("wrongtype"),
                                       "error: $TMP/wrongtype/config.json: epochs must be an integer or null, got \"20\"; fix "
                                       "or delete that file"),
@@ -247,6 +273,24 @@ DIRECT_CASES = {
                            f"error: model name '.faces' is not allowed: {NAME_RULE}"),
     "empty export name": ("export.py", ["--workdir=$TMP/run", "--name="], lambda tmp: export.check_name(""),
                           f"error: model name '' is not allowed: {NAME_RULE}"),
+    "generate with a seed beyond int64": (
+        "-m", ["zoo.generate", "--export=$TMP/run", "--out=$TMP/grid.png", "--seed=9223372036854775808"],
+        generated(export="$TMP/run", out="$TMP/grid.png", seed=2 ** 63),
+        "error: --seed must be an integer in [-9223372036854775808, 9223372036854775807] (an int64), "
+        "got 9223372036854775808"),
+    "generate into a folder that cannot be made": (
+        "-m", ["zoo.generate", "--export=$TMP/empty", "--out=$TMP/afile/grid.png"],
+        generated(export="$TMP/empty", out="$TMP/afile/grid.png"),
+        "error: --out=$TMP/afile/grid.png: $TMP/afile is a file; pass a file in a folder you can write in"),
+    "generate a grid onto a folder": (
+        "-m", ["zoo.generate", "--export=$TMP/empty", "--out=$TMP/empty.png"],
+        lambda tmp: (os.makedirs(tmp / "empty.png"), generated(export="$TMP/empty", out="$TMP/empty.png")(tmp)),
+        "error: --out=$TMP/empty.png is a folder; expected a file name"),
+    "reconstruct a decompression bomb": (
+        "-m", ["zoo.generate", "--export=EXPORT_VERSION_DIR", "--reconstruct=$TMP/bomb", "--out=$TMP/pairs.png"],
+        reconstruction_input,
+        "error: cannot read image $TMP/bomb/huge.png: Image size (1600000000 pixels) exceeds limit of 178956970 "
+        "pixels, could be decompression bomb DOS attack."),
 }
 
 
@@ -284,6 +328,10 @@ PERMISSION_CASES = {
                                     "error: --manual_dir=$TMP/locked is not readable; pass a folder you can read"),
     "unreadable data directory": (0o000, "train.py", ["--workdir=$TMP/w", "--data_dir=$TMP/locked"],
                                   "error: --data_dir=$TMP/locked is not readable; pass a folder you can read"),
+    "generate into a read-only folder": (0o555, "-m", ["zoo.generate", "--export=$TMP/empty",
+                                                       "--out=$TMP/locked/grid.png"],
+                                         "error: --out=$TMP/locked/grid.png: its folder $TMP/locked is not writable; "
+                                         "pass a file in a folder you can write in"),
 }
 
 

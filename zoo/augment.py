@@ -16,6 +16,7 @@ colour, as in DiffAugment, may leave [-1, 1] (by at most a few units).
 import tensorflow as tf
 
 from zoo.errors import UsageError
+from zoo.optim import replica_rows
 
 POLICIES = ("translation", "cutout", "color")
 TRANSLATION_RATIO = 0.125
@@ -35,8 +36,11 @@ def parse_policy(text):
 
 
 def _uniform(seed, index, shape, low=0.0, high=1.0, dtype=tf.float32):
-    return tf.random.stateless_uniform(shape, seed=seed + tf.constant([0, index], seed.dtype), minval=low,
-                                       maxval=high, dtype=dtype)
+    """U(low, high) of `shape` [batch, ...], per image: under tf.distribute, this replica's rows of the
+    global batch's draw (zoo.optim.replica_rows), so replicas sharing a seed augment differently."""
+    return replica_rows(lambda rows: tf.random.stateless_uniform(
+        [rows, *shape[1:]], seed=seed + tf.constant([0, index], seed.dtype), minval=low, maxval=high, dtype=dtype),
+        shape[0])
 
 
 def _shift_matrices(shift, size, dtype):

@@ -48,6 +48,24 @@ def writable_folder(path, flag):
     return path
 
 
+def writable_file(path, flag):
+    """Creates the folder of file `path` if need be and checks that the file can be written there."""
+    if os.path.isdir(path):
+        raise UsageError(f"--{flag}={path} is a folder; expected a file name")
+    folder = os.path.dirname(os.path.abspath(path))
+    try:
+        os.makedirs(folder, exist_ok=True)
+    except FileExistsError:
+        raise UsageError(f"--{flag}={path}: {folder} is a file; pass a file in a folder you can write in") from None
+    except OSError as error:
+        raise UsageError(f"--{flag}={path}: cannot make its folder {folder} ({error.strerror}); pass a file "
+                         f"in a folder you can write in") from None
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise UsageError(f"--{flag}={path}: its folder {folder} is not writable; pass a file in a folder you "
+                         f"can write in")
+    return path
+
+
 def readable_folder(path, flag):
     """`path` if it is a folder whose files can be listed and read."""
     if not os.path.exists(path):

@@ -19,20 +19,22 @@ import os
 import re
 import sys
 
-import numpy as np
-import tensorflow as tf
-from PIL import Image, UnidentifiedImageError
-from tqdm import tqdm
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "1")  # TensorFlow's C++ start-up chatter, as train.py
+import numpy as np  # noqa: E402
+import tensorflow as tf  # noqa: E402
+from PIL import Image, UnidentifiedImageError  # noqa: E402
+from tqdm import tqdm  # noqa: E402
 
-from zoo import images
-from zoo.errors import UsageError
-from zoo.signatures import seeded_normal
+from zoo import cli, images  # noqa: E402
+from zoo.errors import UsageError  # noqa: E402
+from zoo.signatures import seeded_normal  # noqa: E402
 
 DEFAULT_NUM_IMAGES = 64
 MAX_IMAGES = 1_000_000  # --outdir writes batch by batch: memory stays one batch whatever the count
 MAX_GRID_IMAGES = 1024  # --out holds every image in one picture
 MAX_INTERPOLATIONS = 64
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
+SEED_RANGE = (-2 ** 63, 2 ** 63 - 1)  # the `sample` signature's seed is an int64
 
 
 @dataclasses.dataclass(frozen=True)
@@ -62,6 +64,9 @@ class GenerateConfig:
         if len(sources) != 1:
             raise UsageError("give one of --export=EXPORT_VERSION_DIR, --workdir=RUN_DIR or --timelapse=RUN_DIR"
                              + (f"; got {' and '.join('--' + name for name in sources)}" if sources else ""))
+        if not SEED_RANGE[0] <= self.seed <= SEED_RANGE[1]:
+            raise UsageError(f"--seed must be an integer in [{SEED_RANGE[0]}, {SEED_RANGE[1]}] (an int64), "
+                             f"got {self.seed}")
         if self.checkpoint not in ("latest", "best"):
             raise UsageError(f"--checkpoint must be latest or best, got {self.checkpoint!r}")
         if self.checkpoint != "latest" and not self.workdir:
@@ -135,7 +140,12 @@ class Generator:
         """An export version folder, loaded with TensorFlow alone."""
         if not os.path.isfile(os.path.join(path, "saved_model.pb")):
             raise UsageError(f"{path} is not an export version (no saved_model.pb): pass --export=exports/<model>/<N>")
-        loaded = tf.saved_model.load(path)
+        try:
+            loaded = tf.saved_model.load(path)
+        except OSError as error:  # a damaged or cut-short saved_model.pb, or unreadable variables
+            reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+            raise UsageError(f"--export={path}: cannot load that export ({reason}); export the run again "
+                             f"with export.py") from None
         signatures = dict(loaded.signatures)
         description = os.path.join(path, "assets.extra", "model.json")  # absent from exports made before it
         batch_max = None
@@ -304,7 +314,7 @@ def load_image(path, size, channels):
     try:
         with Image.open(path) as image:
             image = image.convert("L" if channels == 1 else "RGB")
-    except (OSError, UnidentifiedImageError) as error:
+    except (OSError, UnidentifiedImageError, Image.DecompressionBombError) as error:
         raise UsageError(f"cannot read image {path}: {error}") from None
     side = min(image.size)
     left, top = (image.width - side) // 2, (image.height - side) // 2
@@ -358,6 +368,10 @@ def run(config):
     if config.timelapse:
         return [images.timelapse(os.path.join(config.timelapse, "samples"),
                                  config.out or os.path.join(config.timelapse, "timelapse.gif"))]
+    if config.outdir:  # checked before the model loads: no time spent for an unwritable destination
+        cli.writable_folder(config.outdir, "outdir")
+    if config.out:
+        cli.writable_file(config.out, "out")
     generator = (Generator.from_export(config.export) if config.export
                  else Generator.from_workdir(config.workdir, config.checkpoint))
     if config.reconstruct:
@@ -374,18 +388,18 @@ def assertion_message(error):
 
 
 def main(argv):
-    from absl import app, flags
+    from absl import flags
 
-    if len(argv) > 1:
-        raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
     try:
         config = GenerateConfig(**{field.name: flags.FLAGS[field.name].value
                                    for field in dataclasses.fields(GenerateConfig)})
         written = run(config)
     except UsageError as error:
-        sys.exit(f"error: {error}")
+        cli.exit_with(error)
     except tf.errors.InvalidArgumentError as error:  # a check of the model's signatures
-        sys.exit(f"error: {assertion_message(error)}")
+        cli.exit_with(assertion_message(error))
+    except OSError as error:  # a write that failed after the checks: a full disk, a folder removed meanwhile
+        cli.exit_with(f"cannot write {error.filename}: {error.strerror}" if error.filename else error)
     print(f"Wrote {written[0]}" + (f" and {len(written) - 1} more" if len(written) > 1 else ""))
 
 
@@ -423,4 +437,4 @@ if __name__ == "__main__":
     from absl import app
 
     define_flags()
-    app.run(main)
+    app.run(main, flags_parser=cli.parse_flags)

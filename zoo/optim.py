@@ -1,4 +1,4 @@
-"""The optimiser step every model's train_step uses, and the latents it draws, on any number of replicas."""
+"""The optimiser step every model's train_step uses, and the randomness it draws, on any number of replicas."""
 import keras
 import tensorflow as tf
 
@@ -62,9 +62,19 @@ def latents(seed_generator, batch_size, latent_dim):
     this call or any other. (Adding the replica id to the seed's counter, as before,
     made replica r at call c draw what replica 0 draws at call c + r.)
     """
-    replica, replicas = _replica()
     seed = seed_generator.next()
+    return replica_rows(lambda rows: tf.random.stateless_normal([rows, latent_dim], seed=seed), batch_size)
+
+
+def replica_rows(draw, batch_size):
+    """This replica's `batch_size` rows of `draw(global batch size)`, random rows from a stateless seed.
+
+    Under tf.distribute a mirrored seed is every replica's: drawing only its own rows from
+    it, each replica would repeat the others' draws. Drawing the global batch's rows and
+    keeping its own makes the draws a function of the position in the global batch, as
+    one replica with the global batch would make them.
+    """
+    replica, replicas = _replica()
     if replicas == 1:
-        return tf.random.stateless_normal([batch_size, latent_dim], seed=seed)
-    everyone = tf.random.stateless_normal([batch_size * replicas, latent_dim], seed=seed)
-    return everyone[replica * batch_size:(replica + 1) * batch_size]
+        return draw(batch_size)
+    return draw(batch_size * replicas)[replica * batch_size:(replica + 1) * batch_size]

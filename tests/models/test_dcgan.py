@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from zoo import losses, optim
+from zoo import ema, losses, optim
 from zoo.models.dcgan import DCGAN, build_discriminator, build_generator
 
 
@@ -194,16 +194,57 @@ def test_diffaugment_reaches_real_and_fake_with_one_policy_and_g_learns_through_
         np.testing.assert_array_equal(before, after.numpy())
 
 
-def test_r1_adds_gamma_over_two_times_the_squared_input_gradient_to_d_loss(model):
+def _r1_by_definition(discriminator, image, gamma):
+    """(gamma / 2) ||grad_x D(x)||^2 for one image x, D alone on it with its moving statistics."""
+    x = tf.constant(image[None])
+    with tf.GradientTape() as tape:
+        tape.watch(x)
+        logit = discriminator(x, training=False)[0, 0]
+    return gamma / 2 * float(tf.reduce_sum(tape.gradient(logit, x) ** 2))
+
+
+def test_r1_penalty_is_the_mean_over_real_images_of_gamma_over_two_times_each_ones_squared_input_gradient(model):
     gamma, batch = 10.0, _hand_made_batch()
     dcgan = DCGAN(image_size=32, channels=3, latent_dim=8, base_filters=4, seed=1, r1_gamma=gamma)
     dcgan.compile(d_optimizer=optim.adam_from(2e-4, 0.5), g_optimizer=optim.adam_from(2e-4, 0.5))
-    real = batch["images"]
-    with tf.GradientTape() as tape:
-        tape.watch(real)
-        summed = tf.reduce_sum(dcgan.discriminator(real, training=True))
-    gradients = tape.gradient(summed, real).numpy().reshape(4, -1)
-    expected = np.mean(gamma / 2 * (gradients ** 2).sum(axis=1))
+    expected = np.mean([_r1_by_definition(dcgan.discriminator, image, gamma) for image in batch["images"].numpy()])
     logs = dcgan.train_step(batch)
     np.testing.assert_allclose(float(logs["r1_penalty"]), expected, rtol=1e-4)
     assert "r1_penalty" not in model.train_step(batch)  # off by default
+
+
+def test_one_images_r1_term_does_not_depend_on_the_other_images_of_the_batch():
+    dcgan = DCGAN(image_size=32, channels=3, latent_dim=8, base_filters=4, seed=1, r1_gamma=10.0)
+    images = _hand_made_batch()["images"].numpy()
+    perturbed = images.copy()
+    perturbed[1] = -perturbed[1]
+    terms = dcgan.r1_penalties(tf.constant(images), {}).numpy()
+    terms_perturbed = dcgan.r1_penalties(tf.constant(perturbed), {}).numpy()
+    assert terms[1] != pytest.approx(terms_perturbed[1], rel=1e-3)  # the perturbation reaches D
+    np.testing.assert_allclose(terms_perturbed[[0, 2, 3]], terms[[0, 2, 3]], rtol=1e-5)
+
+
+def _batch_of(size):
+    return {"images": tf.constant(np.random.default_rng(size).uniform(-1, 1, (size, 32, 32, 3)), tf.float32)}
+
+
+def test_ema_ramp_up_counts_the_images_seen_across_a_resume_with_another_batch_size(tmp_path, monkeypatch):
+    seen_by_decay = []
+    decay = ema.decay
+    monkeypatch.setattr("zoo.ema.decay", lambda images_seen, *args: (
+        seen_by_decay.append(int(images_seen)), decay(images_seen, *args))[1])
+
+    def fresh():
+        dcgan = DCGAN(image_size=32, channels=3, latent_dim=8, base_filters=4, seed=1, ema_kimg=1.0)
+        dcgan.compile(d_optimizer=optim.adam_from(2e-4, 0.5), g_optimizer=optim.adam_from(2e-4, 0.5))
+        return dcgan
+
+    first = fresh()
+    for _ in range(2):
+        first.train_step(_batch_of(8))
+    path = tf.train.Checkpoint(model=first).save(str(tmp_path / "ckpt"))
+    resumed = fresh()
+    tf.train.Checkpoint(model=resumed).restore(path).assert_existing_objects_matched()
+    resumed.train_step(_batch_of(16))
+    assert int(resumed.images_seen) == 8 + 8 + 16
+    assert seen_by_decay == [8, 16, 32]  # what the ramp-up read at each step, this step's images included

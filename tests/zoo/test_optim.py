@@ -34,6 +34,17 @@ TWO_REPLICAS = textwrap.dedent("""
     report["latent_batches_repeated"] = sum(np.allclose(a, b) for i, a in enumerate(batches) for b in batches[i + 1:])
     report["latents_as_one_replica"] = all(np.allclose(np.concatenate(c), s) for c, s in zip(calls, singles))
 
+    # DiffAugment of the same images on each of 2 replicas, with the DCGAN's seed generator.
+    from zoo.models.dcgan import DCGAN
+    with mirrored.scope():
+        augmenting = DCGAN(image_size=32, channels=3, latent_dim=8, base_filters=4, diffaugment="translation,cutout")
+    same = tf.random.stateless_uniform([2, 32, 32, 3], seed=[3, 4], minval=-1, maxval=1)
+    augmented = mirrored.experimental_local_results(tf.function(lambda: mirrored.run(augmenting.augment, (same,)))())
+    report["replicas_augment_alike"] = bool(np.allclose(augmented[0], augmented[1]))
+    alone = DCGAN(image_size=32, channels=3, latent_dim=8, base_filters=4, diffaugment="translation,cutout")
+    report["augments_as_one_replica"] = bool(np.allclose(np.concatenate(augmented),
+                                                         alone.augment(tf.concat([same, same], 0))))
+
     # One training step, 1 replica vs 2, the same global batch, initial weights and seed.
     class Source:
         name, channels, num_classes = "synthetic", 3, 3
@@ -102,6 +113,14 @@ def test_two_replicas_never_repeat_a_latent_batch(report):
 
 def test_two_replicas_draw_the_latents_one_replica_draws_for_the_same_global_batch(report):
     assert report["latents_as_one_replica"]
+
+
+def test_two_replicas_augment_their_shares_of_the_batch_differently(report):
+    assert not report["replicas_augment_alike"]
+
+
+def test_two_replicas_augment_as_one_replica_augments_the_same_global_batch(report):
+    assert report["augments_as_one_replica"]
 
 
 def _assert_same_update(result):
