@@ -37,10 +37,14 @@ def parse_policy(text):
 
 def _uniform(seed, index, shape, low=0.0, high=1.0, dtype=tf.float32):
     """U(low, high) of `shape` [batch, ...], per image: under tf.distribute, this replica's rows of the
-    global batch's draw (zoo.optim.replica_rows), so replicas sharing a seed augment differently."""
+    global batch's draw (zoo.optim.replica_rows), so replicas sharing a seed augment differently.
+
+    Draw `index` folds its number into `seed` (a hash), rather than adding it: added, draw i of one
+    call would reuse draw i - 1 of the call after (a SeedGenerator steps by one), and the latents'.
+    """
+    draw_seed = tf.random.experimental.stateless_fold_in(seed, index)
     return replica_rows(lambda rows: tf.random.stateless_uniform(
-        [rows, *shape[1:]], seed=seed + tf.constant([0, index], seed.dtype), minval=low, maxval=high, dtype=dtype),
-        shape[0])
+        [rows, *shape[1:]], seed=draw_seed, minval=low, maxval=high, dtype=dtype), shape[0])
 
 
 def _shift_matrices(shift, size, dtype):

@@ -80,3 +80,11 @@ def test_compiles_under_xla_and_stays_seeded():
     out = compiled(images)
     assert out.shape == images.shape and not np.allclose(out, images)
     np.testing.assert_array_equal(out, compiled(images))
+
+
+def test_draws_of_consecutive_seeds_share_no_randomness():
+    """A SeedGenerator steps by one: the draws of seed s + 1 must not repeat those of seed s."""
+    draws = {index: [augment._uniform(tf.constant([5, step], tf.int64), index, [64]).numpy().tolist()
+                     for step in (7, 8)] for index in range(7)}
+    every = [tuple(draw) for pair in draws.values() for draw in pair]
+    assert len(set(every)) == len(every)
