@@ -125,9 +125,12 @@ def test_two_replicas_augment_as_one_replica_augments_the_same_global_batch(repo
 
 def _assert_same_update(result):
     # Adam's first step moves each weight by about the learning rate; the replicas sum their
-    # gradients in another order than one replica does, which float32 rounds differently.
+    # gradients in another order than one replica does, which float32 rounds differently, and
+    # Adam's g / (|g| + eps) magnifies that rounding where a gradient is near eps (measured on
+    # CPU: up to 1.2e-3 of the learning rate for the VAE). 1% of a step: any real mismatch
+    # (a replica's rows missing, gradients summed twice) moves weights by a whole step.
     assert result["max_update"] > 0.5 * result["learning_rate"]
-    assert result["max_difference"] < 1e-3 * result["learning_rate"]
+    assert result["max_difference"] < 1e-2 * result["learning_rate"]
 
 
 def test_a_vae_step_on_two_replicas_updates_the_weights_as_on_one(report):
