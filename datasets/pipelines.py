@@ -17,6 +17,7 @@ from tensorflow_datasets.datasets.celeb_a.celeb_a_dataset_builder import ATTR_HE
 
 from zoo.datasets import celeb_a_manual, idx, image_folder, shapes  # registers the builders with tfds
 from zoo.errors import DatasetUnavailableError, UsageError
+from zoo.files import write_text
 from zoo.registry import DATASETS
 
 CACHE_LIMIT_BYTES = 2 << 30  # cache decoded images in memory below this size, on disk above it
@@ -90,9 +91,7 @@ def write_dataset_facts(source, workdir):
     path = os.path.join(workdir, DATASET_FACTS)
     facts = {"name": source.name, "channels": source.channels, "num_classes": source.num_classes,
              "class_names": list(source.class_names)}
-    with open(path + ".tmp", "w") as f:
-        json.dump(facts, f, indent=2)
-    os.replace(path + ".tmp", path)
+    write_text(path, json.dumps(facts, indent=2))
 
 
 def read_dataset_facts(workdir):

@@ -26,6 +26,7 @@ from zoo.config import Config
 from zoo.datasets import get_source
 from zoo.datasets.pipelines import read_dataset_facts
 from zoo.errors import UsageError
+from zoo.files import write_text
 
 # The largest batch a request may ask for (rows of z, labels, images; num_images), by default.
 # A server answers a request in one piece: this bounds the memory one request can take.
@@ -266,14 +267,6 @@ def warmup_records(name, signatures, class_names):
     return records
 
 
-def write_atomically(path, text):
-    """Writes aside and renames: a reader sees the old file or the new, never half of one."""
-    staging = f"{path}.tmp-{os.getpid()}"
-    with open(staging, "w") as f:
-        f.write(text)
-    os.replace(staging, path)
-
-
 def write_serving_config(export_dir, serving_root):
     """`<export_dir>/models.config`: every model with a version under export_dir, for TF Serving.
 
@@ -295,7 +288,7 @@ def write_serving_config(export_dir, serving_root):
     text = text_format.MessageToString(config)
     text_format.Parse(text, model_server_config_pb2.ModelServerConfig())
     path = os.path.join(export_dir, SERVING_CONFIG)
-    write_atomically(path, text)
+    write_text(path, text)
     return path
 
 

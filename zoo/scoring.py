@@ -23,6 +23,7 @@ from tqdm import tqdm
 from zoo import features, metrics
 from zoo.config import EVAL_EVERY_DEFAULT
 from zoo.errors import UsageError
+from zoo.files import write_text, written_aside
 
 BEST_DIR = os.path.join("checkpoints", "best")  # in the work directory
 SAMPLE_BATCH = 250
@@ -136,10 +137,7 @@ def evaluate_real(config, source, num_samples, progress=True):
 def write_record(record, directory):
     """eval.json, written aside and renamed so a kill leaves the previous one whole; and one line of metrics.jsonl."""
     os.makedirs(directory, exist_ok=True)
-    partial = os.path.join(directory, f".eval.json.partial-{os.getpid()}")
-    with open(partial, "w") as f:
-        json.dump(record, f, indent=2)
-    os.replace(partial, os.path.join(directory, "eval.json"))
+    write_text(os.path.join(directory, "eval.json"), json.dumps(record, indent=2))
     with open(os.path.join(directory, "metrics.jsonl"), "a") as f:
         f.write(json.dumps(record) + "\n")
 
@@ -209,7 +207,8 @@ class PeriodicEvaluation(keras.callbacks.Callback):
         if record["fid"] < self.best_fid:
             self.best_fid = record["fid"]
             self.best.save(checkpoint_number=step)
-            _write_aside(os.path.join(self.best_dir, "best.json"), {"step": step, "fid": record["fid"]})
+            best = {"step": step, "fid": record["fid"]}
+            write_text(os.path.join(self.best_dir, "best.json"), json.dumps(best))
 
     def on_train_end(self, logs=None):
         draw_quality_curve(self.metrics_path, os.path.join(self.workdir, "quality.png"))
@@ -242,13 +241,6 @@ def _best_fid(best_dir, step):
     return record["fid"]
 
 
-def _write_aside(path, value):
-    partial = f"{path}.partial-{os.getpid()}"
-    with open(partial, "w") as f:
-        json.dump(value, f)
-    os.replace(partial, path)
-
-
 def draw_quality_curve(metrics_path, png_path, width=480, height=200):
     """FID (and class accuracy, for conditional models) against elapsed minutes, one panel each,
     from the evaluations in metrics.jsonl; nothing when there are none."""
@@ -279,8 +271,7 @@ def draw_quality_curve(metrics_path, png_path, width=480, height=200):
             draw.line(points, fill="blue", width=2)
         for px, py in points:
             draw.ellipse([px - 2, py - 2, px + 2, py + 2], fill="blue")
-    partial = f"{png_path}.partial-{os.getpid()}.png"
-    picture.save(partial)
-    os.replace(partial, png_path)
+    with written_aside(png_path) as partial:
+        picture.save(partial)
 
 
