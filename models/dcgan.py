@@ -136,6 +136,7 @@ class DCGAN(keras.Model):
         # Not steps x batch size: --batch_size may change when a run resumes.
         self.images_seen = keras.Variable(0, dtype="int64", trainable=False, name="images_seen",
                                           aggregation="only_first_replica")
+        self.steps_trained = optim.step_counter()
         self.d_loss_tracker = keras.metrics.Mean(name="d_loss")
         self.g_loss_tracker = keras.metrics.Mean(name="g_loss")
         self.r1_tracker = keras.metrics.Mean(name="r1_penalty")
@@ -181,7 +182,7 @@ class DCGAN(keras.Model):
 
     @property
     def step(self):
-        return self.g_optimizer.iterations
+        return self.steps_trained
 
     @property
     def sampler(self):
@@ -247,6 +248,7 @@ class DCGAN(keras.Model):
             self.g_optimizer, lambda: self.generator_loss(batch, batch_size), self.generator.trainable_variables))
         global_batch = tf.cast(batch_size * tf.distribute.get_strategy().num_replicas_in_sync, "int64")
         self.images_seen.assign_add(global_batch)
+        self.steps_trained.assign_add(1)
         if self.ema_generator is not None:
             beta = ema.decay(self.images_seen.value, global_batch, self.ema_kimg * 1000, self.ema_rampup)
             ema.update(self.ema_generator, self.generator, beta)

@@ -79,6 +79,7 @@ class VAE(keras.Model):
         self.encoder = build_encoder(image_size, channels, latent_dim, base_filters)
         self.decoder = build_decoder(image_size, initial_parameters, latent_dim, base_filters)
         self.seed_generator = keras.random.SeedGenerator(seed)
+        self.steps_trained = optim.step_counter()
         self.loss_tracker = keras.metrics.Mean(name="loss")
         self.reconstruction_tracker = keras.metrics.Mean(name="reconstruction")
         self.kl_tracker = keras.metrics.Mean(name="kl")
@@ -108,7 +109,7 @@ class VAE(keras.Model):
 
     @property
     def step(self):
-        return self.optimizer.iterations
+        return self.steps_trained
 
     def call(self, images, training=False):
         return self.reconstruct(images, training=training)
@@ -179,6 +180,7 @@ class VAE(keras.Model):
             return tf.reduce_mean(terms["loss"])
 
         optim.minimize(self.optimizer, loss, self.trainable_variables)
+        self.steps_trained.assign_add(1)
         return self.track(terms)
 
     def test_step(self, batch):

@@ -11,6 +11,13 @@ def adam_from(learning_rate, beta_1):
     return keras.optimizers.Adam(learning_rate=learning_rate, beta_1=beta_1)
 
 
+def step_counter():
+    """The model's count of training steps, checkpointed with it. An optimiser's `iterations` would
+    not do: a LossScaleOptimizer (mixed_float16) leaves it alone on a step it skips, and the data
+    position, epochs and checkpoint numbers would drift from the batches trained."""
+    return keras.Variable(0, dtype="int64", trainable=False, name="steps_trained", aggregation="only_first_replica")
+
+
 def _replica():
     """(this replica's id, number of replicas in sync); (0, 1) outside a strategy."""
     context = tf.distribute.get_replica_context()

@@ -142,9 +142,9 @@ def write_record(record, directory):
         f.write(json.dumps(record) + "\n")
 
 
-def training_callbacks(config, source, workdir):
+def training_callbacks(config, source, workdir, agree=lambda better: better):
     """[PeriodicEvaluation] when --eval_every asks for it (or by default, for a dataset the domain
-    features can score); [] when off."""
+    features can score); [] when off. `agree`: see PeriodicEvaluation."""
     scorable = config.features == "inception" or bool(source.num_classes or source.attributes)
     every = (EVAL_EVERY_DEFAULT if scorable else 0) if config.eval_every is None else config.eval_every
     if not every:
@@ -152,17 +152,22 @@ def training_callbacks(config, source, workdir):
     if not scorable:
         raise UsageError(f"--eval_every: dataset {source.name!r} has no labels or attributes for the domain feature "
                          f"network: pass --features=inception (see --inception), or --eval_every=0")
-    return [PeriodicEvaluation(config, source, every, workdir)]
+    return [PeriodicEvaluation(config, source, every, workdir, agree)]
 
 
 class PeriodicEvaluation(keras.callbacks.Callback):
     """Every `every` steps: FID, KID (and class accuracy) of --eval_samples images with seeds fixed for the
     whole run, logged with the step and elapsed seconds to metrics.jsonl and TensorBoard; the checkpoint
-    with the lowest FID is kept in <workdir>/checkpoints/best. At the end, quality.png plots the scores."""
+    with the lowest FID is kept in <workdir>/checkpoints/best. At the end, quality.png plots the scores.
 
-    def __init__(self, config, source, every, workdir):
+    `agree(better) -> bool`: in a multi-worker run every worker scores and must decide alike whether
+    to save (the save's collectives would wait forever for a worker that did not), so any one's
+    verdict counts for all (zoo.device.agreement)."""
+
+    def __init__(self, config, source, every, workdir, agree=lambda better: better):
         super().__init__()
         self.config, self.source, self.every, self.workdir = config, source, every, workdir
+        self.agree = agree
         self.metrics_path = os.path.join(workdir, "metrics.jsonl")
         self.best_dir = os.path.join(workdir, BEST_DIR)
         self.network = self.real = None  # made at the first evaluation: the domain network may need training
@@ -204,11 +209,13 @@ class PeriodicEvaluation(keras.callbacks.Callback):
         self.writer.flush()
         logging.info("Step %d: FID %.3f, KID %.5f (%s features, %d samples)", step, record["fid"], record["kid"],
                      record["features"], self.config.eval_samples)
-        if record["fid"] < self.best_fid:
-            self.best_fid = record["fid"]
+        self.keep_if_best(step, record["fid"])
+
+    def keep_if_best(self, step, fid):
+        if self.agree(fid < self.best_fid):
+            self.best_fid = fid
             self.best.save(checkpoint_number=step)
-            best = {"step": step, "fid": record["fid"]}
-            write_text(os.path.join(self.best_dir, "best.json"), json.dumps(best))
+            write_text(os.path.join(self.best_dir, "best.json"), json.dumps({"step": step, "fid": fid}))
 
     def on_train_end(self, logs=None):
         draw_quality_curve(self.metrics_path, os.path.join(self.workdir, "quality.png"))

@@ -68,6 +68,14 @@ def write_evaluation(results, files, epoch, step):
         f.write(json.dumps(record) + "\n")
 
 
+def evaluated_at(path):
+    """The step of the evaluation in eval.json; None if there is none."""
+    if not os.path.isfile(path):
+        return None
+    with open(path) as f:
+        return json.load(f).get("step")
+
+
 def preemption_callbacks(strategy, manager, model, last_saved):
     """Multi-worker: TensorFlow's PreemptionCheckpointHandler, so on SIGTERM every worker saves at one step."""
     if not device.is_multi_worker(strategy):
@@ -165,24 +173,35 @@ def train(config):
             keras.callbacks.TensorBoard(files["tensorboard"], write_graph=False),
             saver,  # records the progress that SaveOnPreemption may save
             *preemption_callbacks(policy.strategy, manager, model, lambda: saver.last_saved),
-            *scoring.training_callbacks(config, source, workdir),
+            *scoring.training_callbacks(config, source, workdir, device.agreement(policy.strategy)),
         ]
 
         def fit(epochs, steps_per_epoch):
+            # Keras runs whole executions: each fit's steps must be a multiple of steps per execution.
+            per_execution = policy.steps_per_execution(config.steps_per_execution, steps_per_epoch)
+            if per_execution != model.steps_per_execution:
+                model.steps_per_execution, model.train_function = per_execution, None  # traced again
             dataset, _ = training_data(int(progress.examples))
             model.fit(dataset, epochs=epochs, initial_epoch=int(progress.epoch), steps_per_epoch=steps_per_epoch,
                       shuffle=False, callbacks=fit_callbacks)  # the pipeline shuffles
 
+        trained_from = int(model.step.numpy())
         with stop:
+            if int(progress.epoch_steps) >= steps:  # --steps_per_epoch lowered on resume: that epoch is done
+                progress.epoch.assign_add(1)
+                progress.epoch_steps.assign(0)
             if int(progress.epoch_steps) and int(progress.epoch) < config.epochs:
-                fit(int(progress.epoch) + 1, max(steps - int(progress.epoch_steps), 1))  # the rest of that epoch
+                fit(int(progress.epoch) + 1, steps - int(progress.epoch_steps))  # the rest of that epoch
             if not stop.received and int(progress.epoch) < config.epochs:
                 fit(config.epochs, steps)
         if stop.received:
             raise Interrupted(f"stopped by {stop.received} at step {int(model.step.numpy())}, checkpoint "
                               f"{saver.last_saved} saved: rerun the same command to resume")
+        step = int(model.step.numpy())
+        if step == trained_from and evaluated_at(files["eval.json"]) == step:
+            return model  # a finished run, run again: nothing new to draw or score
         images.timelapse(files["samples"], os.path.join(workdir, "timelapse.gif"))  # the run at a glance
         results = metrics.evaluate(model, config, source)
         if results:
-            write_evaluation(results, files, int(progress.epoch), int(model.step.numpy()))
+            write_evaluation(results, files, int(progress.epoch), step)
     return model

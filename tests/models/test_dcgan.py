@@ -1,3 +1,4 @@
+import keras
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -248,3 +249,15 @@ def test_ema_ramp_up_counts_the_images_seen_across_a_resume_with_another_batch_s
     resumed.train_step(_batch_of(16))
     assert int(resumed.images_seen) == 8 + 8 + 16
     assert seen_by_decay == [8, 16, 32]  # what the ramp-up read at each step, this step's images included
+
+
+def test_a_step_the_loss_scaler_skips_still_counts_as_a_step():
+    # mixed_float16's LossScaleOptimizer leaves `iterations` alone on a skipped step; the run's step
+    # (data position, epochs, checkpoint numbers) must count it all the same.
+    dcgan = DCGAN(image_size=32, channels=3, latent_dim=8, base_filters=4, seed=1)
+    overflowing = {name: keras.optimizers.LossScaleOptimizer(optim.adam_from(2e-4, 0.5), initial_scale=1e38)
+                   for name in DCGAN.optimizer_names}
+    dcgan.compile(**overflowing)
+    dcgan.train_step(_hand_made_batch())
+    assert int(dcgan.g_optimizer.iterations) == 0  # the scaler did skip it
+    assert int(dcgan.step) == 1

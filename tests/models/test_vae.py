@@ -268,3 +268,21 @@ def test_bits_per_dim_only_for_the_discretised_logistic(tmp_path):
     assert results["likelihood"] == "bernoulli" and results["test_split"] == "test"
     assert results["test_negative_elbo_nats"] > 0
     assert not [name for name in results if "bits" in name]
+
+
+def test_a_step_the_loss_scaler_skips_still_counts_as_a_step():
+    model = _vae()
+    model.compile(optimizer=keras.optimizers.LossScaleOptimizer(keras.optimizers.Adam(1e-3), initial_scale=1e38))
+    model.train_step({"images": tf.random.stateless_uniform([8, SIZE, SIZE, 1], [0, 2], -1.0, 1.0)})
+    assert int(model.optimizer.iterations) == 0  # the scaler did skip it
+    assert int(model.step) == 1
+
+
+def test_a_finished_run_run_again_logs_and_scores_nothing_more(run):
+    metrics_path = f"{run['config'].workdir}/metrics.jsonl"
+    with open(metrics_path) as f:
+        before = f.read()
+    model = zoo.train(run["config"])
+    assert int(model.step) == 4
+    with open(metrics_path) as f:
+        assert f.read() == before

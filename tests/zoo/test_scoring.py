@@ -2,6 +2,7 @@
 --eval_every logs its scores, keeps the best checkpoint and draws the quality curve."""
 import json
 import os
+import types
 
 import numpy as np
 import pytest
@@ -124,6 +125,21 @@ def test_no_evaluation_once_a_signal_asked_training_to_stop(tiny_config, tmp_pat
     evaluation.model.value, evaluation.model.stop_training = 6, True
     evaluation.on_train_batch_end(0)
     assert evaluated == []
+
+
+@pytest.mark.parametrize("any_worker_better", [False, True])
+def test_the_best_checkpoint_is_saved_when_any_worker_scored_better(any_worker_better, tiny_config, tmp_path):
+    # Multi-worker: every worker must take part in the save, so one verdict counts for all.
+    evaluation = scoring.PeriodicEvaluation(tiny_config(tmp_path), None, every=6, workdir=str(tmp_path),
+                                            agree=lambda better: better or any_worker_better)
+    saved = []
+    evaluation.best = types.SimpleNamespace(save=lambda checkpoint_number: saved.append(checkpoint_number))
+    evaluation.best_fid = 1.0
+    os.makedirs(evaluation.best_dir)
+    evaluation.keep_if_best(6, 2.0)  # worse here
+    assert saved == ([6] if any_worker_better else [])
+    evaluation.keep_if_best(12, 0.5)  # better here
+    assert saved[-1] == 12
 
 
 @pytest.mark.parametrize("kept, recorded, trained_to, expected", [

@@ -215,6 +215,34 @@ def test_a_diverging_run_stops_naming_step_and_loss_and_keeps_the_last_good_chec
     assert all(np.isfinite(value).all() for value in model_tensors(config.workdir).values())
 
 
+def _diverge_after(monkeypatch, steps):
+    """Makes every generator loss after the first `steps` NaN (the run stops there, its checkpoints kept)."""
+    calls, textbook = tf.Variable(0), losses.generator_loss
+
+    def generator_loss(logits):
+        calls.assign_add(1)
+        return textbook(logits) + tf.where(calls > steps, float("nan"), 0.0)
+
+    monkeypatch.setattr(losses, "generator_loss", generator_loss)
+
+
+@pytest.mark.parametrize("change, expected_steps", [
+    ({"steps_per_execution": 4}, 12),  # the rest (2 steps) is not a multiple of the 3 an epoch of 6 runs at
+    ({"steps_per_epoch": 4}, 8),  # the epoch is already done: the next starts
+])
+def test_a_run_resumed_mid_epoch_trains_exactly_the_rest_of_it(tmp_path, tiny_config, mock_tfds, monkeypatch,
+                                                               change, expected_steps):
+    config = tiny_config(tmp_path, epochs=2, steps_per_epoch=6, batch_size=4, checkpoint_every="2")  # 32 examples
+    _diverge_after(monkeypatch, 4)
+    with pytest.raises(Diverged, match="at step 5"):
+        zoo.train(config)
+    monkeypatch.undo()
+    assert checkpoint_steps(config.workdir)[-1] == 4
+    model = zoo.train(config.replace(**change))
+    assert int(model.step) == expected_steps
+    assert [(r["epoch"], r["step"]) for r in metrics_records(config.workdir)][-1] == (2, expected_steps)
+
+
 def test_a_run_that_fails_before_its_first_checkpoint_leaves_no_config(tmp_path, tiny_config, mock_tfds,
                                                                        monkeypatch):
     monkeypatch.setattr(losses, "generator_loss", lambda logits: logits * float("nan"))
