@@ -6,7 +6,7 @@
 Every figure is a median over timed windows after warm-up, and the settings are timed
 interleaved in one process (window 1 of each, then window 2 of each, ...), so a machine
 that others load shifts them alike: compare ratios, not absolute times across runs.
-Peak resident memory comes from a subprocess per setting (ru_maxrss).
+Peak resident memory comes from a subprocess per setting (its VmHWM).
 """
 import dataclasses
 import itertools
@@ -250,12 +250,25 @@ def peak_memory_mb(model, setting_args, values):
     return float(result.stdout.strip().splitlines()[-1])
 
 
+def peak_rss_mb():
+    """This process's own peak resident memory: VmHWM, its address space's high-water mark.
+
+    Not ru_maxrss: Linux carries the parent's resident size at fork across execve into the
+    child's, so every probe reported the (large) benchmark process that started it.
+    """
+    try:
+        with open("/proc/self/status") as f:
+            return next(int(line.split()[1]) for line in f if line.startswith("VmHWM:")) / 1024  # kB
+    except (OSError, StopIteration):  # no procfs (macOS): the fallback, with that caveat
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / (1024 if sys.platform != "darwin" else 2 ** 20)
+
+
 def probe(spec):
     model, setting_args, values = json.loads(spec)
     config = model_config(model, Setting(*setting_args[1:]) if setting_args[0] == "zoo" else None, **values)
     stepper = (ReferenceStep if setting_args[0] == "reference" else ZooStep)(config)
     stepper.run(3)
-    print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)  # KiB on Linux
+    print(peak_rss_mb())
 
 
 # ---- all-reduce between two local workers (docs/scaling.md) -----------------------------------------------

@@ -1,7 +1,10 @@
 """zoo.benchmark's report: its structure and that every figure is a positive number (no timing assertions)."""
 import json
 import re
+import subprocess
+import sys
 
+import numpy as np
 import pytest
 
 from zoo import benchmark
@@ -60,6 +63,18 @@ def test_training_rows_have_positive_speed_and_flops_share_for_reference_default
 def test_peak_memory_is_measured_for_a_setting(capsys):
     benchmark.probe(json.dumps(["vae", ["zoo", "float32", False], {"batch_size": 8, "base_filters": 4}]))
     assert float(capsys.readouterr().out.strip().splitlines()[-1]) > 0
+
+
+def test_a_probe_reports_its_own_peak_memory_not_the_parent_process_s(tmp_path):
+    # Linux carries the parent's resident size at fork across execve into a child's ru_maxrss: every
+    # probe reported the benchmark process's own 1.9 GB (measured 2026-11-24, all settings alike).
+    ballast = np.ones(2 ** 30 // 8)  # 1 GiB resident in this process
+    ballast[::512] = 2.0
+    code = "from zoo.benchmark import peak_rss_mb; print(peak_rss_mb())"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    child = float(result.stdout.strip().splitlines()[-1])
+    assert 0 < child < benchmark.peak_rss_mb() - 512, (child, benchmark.peak_rss_mb())
+    del ballast
 
 
 def test_pipeline_rows_compare_delivery_with_consumption(report):
