@@ -265,3 +265,30 @@ def test_damaged_dataset_facts_are_one_clear_error(trained_runs, tmp_path):
     (workdir / "dataset.json").write_text('{"channels": 3}')
     with pytest.raises(UsageError, match=r"dataset.json is damaged \(KeyError: 'name'\); delete it"):
         export.load_trained(str(workdir))
+
+
+def test_a_mixed_float16_run_exports_in_float32(tmp_path, tiny_config, mock_tfds):
+    # Its checkpoint holds loss-scaled optimisers; load_trained once built plain ones and refused it.
+    config = tiny_config(tmp_path / "run", precision="mixed_float16")
+    try:
+        zoo.train(config)
+    finally:
+        keras.mixed_precision.set_dtype_policy("float32")
+    trained = export.load_trained(config.workdir)
+    assert trained.model.generator.compute_dtype == "float32"
+    assert int(trained.model.step) == 2
+    assert os.path.isdir(export.export(trained, str(tmp_path / "exports"), "dcgan"))
+
+
+def test_a_damaged_newest_checkpoint_exports_the_one_before(trained_runs, tmp_path, caplog):
+    workdir = tmp_path / "run"
+    shutil.copytree(trained_runs["dcgan"], workdir)
+    newest = tf.train.latest_checkpoint(str(workdir / "checkpoints"))
+    steps = [int(path.rsplit("-", 1)[1]) for path in tf.train.get_checkpoint_state(
+        str(workdir / "checkpoints")).all_model_checkpoint_paths]
+    assert len(steps) >= 2, steps
+    with open(f"{newest}.index", "wb") as f:
+        f.write(b"garbage")
+    model = export.load_trained(str(workdir)).model
+    assert int(model.step) == steps[-2]
+    assert "is damaged" in caplog.text

@@ -51,10 +51,16 @@ class SampleGrid(keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
         if self.model.stop_training:
             return  # stopped mid-epoch: the grid comes at the epoch's real end
+        self.draw(epoch + 1)
+
+    def path(self, epochs_done):
+        return os.path.join(self.directory, f"epoch_{epochs_done:04d}.png")
+
+    def draw(self, epochs_done):
         picture = images.tile(self.model.grid(self.inputs))
-        images.save_png(picture, os.path.join(self.directory, f"epoch_{epoch + 1:04d}.png"))
+        images.save_png(picture, self.path(epochs_done))
         with self.writer.as_default():
-            tf.summary.image("samples", picture[None], step=epoch + 1)
+            tf.summary.image("samples", picture[None], step=epochs_done)
         self.writer.flush()
 
 

@@ -60,6 +60,11 @@ def damage(path):
     return None
 
 
+def loss_scaled(path):
+    """Whether checkpoint `path` holds loss-scaled optimisers (a mixed_float16 run's)."""
+    return any("/dynamic_scale/" in name for name, _ in tf.train.list_variables(path))
+
+
 def _layout_error(checkpoint, path, error):
     """The one line that says why checkpoint `path` does not fit this model."""
     names = [name for name, _ in tf.train.list_variables(path)]
@@ -67,7 +72,7 @@ def _layout_error(checkpoint, path, error):
     if missing:
         return (f"{path} was written by an older version of the zoo (it has no {', '.join(missing)}): "
                 f"train afresh in another --workdir")
-    scaled_there = any("/dynamic_scale/" in name for name in names)
+    scaled_there = loss_scaled(path)
     scaled_here = any(isinstance(getattr(checkpoint.model, name), keras.optimizers.LossScaleOptimizer)
                       for name in checkpoint.model.optimizer_names)
     if scaled_there != scaled_here:
@@ -79,6 +84,27 @@ def _layout_error(checkpoint, path, error):
     return f"{path} does not match this model ({first_line}): train afresh in another --workdir"
 
 
+def newest_readable(directory):
+    """(the newest checkpoint listed in `directory` that reads whole, or None if none is listed;
+    the newer ones that are damaged, each named in a warning). All damaged: DamagedCheckpoint."""
+    state = tf.train.get_checkpoint_state(directory)
+    candidates = [os.path.join(directory, path) for path in reversed(state.all_model_checkpoint_paths)] \
+        if state else []  # newest first; join keeps absolute paths as they are
+    damaged = []
+    for path in candidates:
+        problem = damage(path)
+        if not problem:
+            return path, damaged
+        files = sorted(glob.glob(f"{path}.*")) or [f"{path}.index"]
+        logging.warning("Checkpoint %s is damaged (%s: %s); trying the one before", path,
+                        ", ".join(map(os.path.basename, files)), problem)
+        damaged.append(path)
+    if damaged:
+        raise DamagedCheckpoint(f"every checkpoint in {directory} is damaged "
+                                f"({', '.join(map(os.path.basename, damaged))}): train afresh in another --workdir")
+    return None, []
+
+
 def restore_latest_good(checkpoint, directory, repair=True):
     """Restores the newest readable checkpoint in `directory` and returns its path (None: none yet).
 
@@ -86,36 +112,25 @@ def restore_latest_good(checkpoint, directory, repair=True):
     the checkpoint list (a CheckpointManager made afterwards never counts it). None readable, or
     a checkpoint of another layout (older zoo, other precision), is a DamagedCheckpoint error.
     """
-    state = tf.train.get_checkpoint_state(directory)
-    candidates = [os.path.join(directory, path) for path in reversed(state.all_model_checkpoint_paths)] \
-        if state else []  # newest first; join keeps absolute paths as they are
-    damaged = []
-    for path in candidates:
-        problem = damage(path)
-        if problem:
-            files = sorted(glob.glob(f"{path}.*")) or [f"{path}.index"]
-            logging.warning("Checkpoint %s is damaged (%s: %s); trying the one before", path,
-                            ", ".join(map(os.path.basename, files)), problem)
-            damaged.append(path)
-            continue
-        try:
-            checkpoint.restore(path).assert_existing_objects_matched()
-        except (AssertionError, tf.errors.OpError) as error:  # objects unmatched, or other dtypes
-            raise DamagedCheckpoint(_layout_error(checkpoint, path, error)) from None
-        if damaged and repair:
-            _set_aside(damaged, directory, [p for p in candidates if p not in damaged])
-        return path
-    if damaged:
-        raise DamagedCheckpoint(f"every checkpoint in {directory} is damaged "
-                                f"({', '.join(map(os.path.basename, damaged))}): train afresh in another --workdir")
-    return None
+    path, damaged = newest_readable(directory)
+    if path is None:
+        return None
+    try:
+        checkpoint.restore(path).assert_existing_objects_matched()
+    except (AssertionError, tf.errors.OpError) as error:  # objects unmatched, or other dtypes
+        raise DamagedCheckpoint(_layout_error(checkpoint, path, error)) from None
+    if damaged and repair:
+        _set_aside(damaged, directory)
+    return path
 
 
-def _set_aside(damaged, directory, good):
+def _set_aside(damaged, directory):
     quarantine = os.path.join(directory, "damaged")
     os.makedirs(quarantine, exist_ok=True)
     for path in damaged:
         for name in glob.glob(f"{path}.*"):
             shutil.move(name, os.path.join(quarantine, os.path.basename(name)))
-    good = list(reversed(good))  # oldest first, as the checkpoint state lists them
+    state = tf.train.get_checkpoint_state(directory)
+    listed = [os.path.join(directory, path) for path in state.all_model_checkpoint_paths]  # oldest first
+    good = [path for path in listed if path not in damaged]
     tf.compat.v1.train.update_checkpoint_state(directory, good[-1], all_model_checkpoint_paths=good)

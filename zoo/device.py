@@ -28,6 +28,7 @@ class DevicePolicy:
     strategy: tf.distribute.Strategy
     precision: str
     jit_compile: bool
+    loss_scaling: bool = None  # None: where the precision needs it (mixed_float16)
 
     @property
     def replicas(self):
@@ -48,7 +49,7 @@ class DevicePolicy:
 
     def wrap_optimizer(self, optimizer):
         """float16 gradients underflow without loss scaling; bfloat16 and float32 need none."""
-        if self.precision == "mixed_float16":
+        if self.precision == "mixed_float16" if self.loss_scaling is None else self.loss_scaling:
             return keras.optimizers.LossScaleOptimizer(optimizer)
         return optimizer
 

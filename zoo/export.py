@@ -7,6 +7,7 @@ carries what a client or a server needs and cannot guess: the class names (the
 (assets.extra/), and warm-up requests TF Serving replays before serving a version;
 `<export_dir>/models.config` lists every model for TF Serving.
 """
+import dataclasses
 import errno
 import gc
 import json
@@ -21,7 +22,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from zoo import device, training
+from zoo import checkpoints, device, training
 from zoo.config import Config
 from zoo.datasets import get_source
 from zoo.datasets.pipelines import read_dataset_facts
@@ -122,12 +123,14 @@ def load_trained(workdir, checkpoint="latest"):
                          f"that train.py wrote")
     config = Config.read(config_path)
     folder = os.path.join(workdir, "checkpoints", *(["best"] if checkpoint == "best" else []))
-    latest = tf.train.latest_checkpoint(folder)
+    latest, _ = checkpoints.newest_readable(folder)  # a damaged newest one: the one before, with a warning
     if latest is None:
         raise UsageError(f"{workdir} has no best checkpoint: it is kept by training with --eval_every" if
                          checkpoint == "best" else f"{workdir} has no checkpoint yet: train at least one epoch first")
     source = read_dataset_facts(workdir) or get_source(config)  # runs from before the facts were saved
-    policy = device.resolve(precision="float32", xla=False, strategy="default")
+    # Computed in float32; the optimisers laid out as the run's (loss-scaled for mixed_float16), so they restore.
+    policy = dataclasses.replace(device.resolve(precision="float32", xla=False, strategy="default"),
+                                 loss_scaling=checkpoints.loss_scaled(latest))
     model = training.build_model(config.replace(workdir=workdir), source, policy)
     restore_weights(model, latest, config)
     if not model.needs_labels:

@@ -11,7 +11,7 @@ from zoo import callbacks, checkpoints, device, images, metrics, optim, scoring
 from zoo.checkpoints import checkpointer  # noqa: F401  also used by zoo.export
 from zoo.config import Config, parse_interval
 from zoo.errors import Interrupted, RunMismatchError, UsageError
-from zoo.files import write_text
+from zoo.files import write_text, written_aside
 from zoo.datasets import get_source, make_dataset
 from zoo.datasets import write_dataset_facts
 from zoo.registry import MODELS
@@ -164,11 +164,13 @@ def train(config):
             before_first_save=lambda: write_text(files["config.json"], config.to_json()),
             agree=device.agreement(policy.strategy))
         stop = callbacks.StopOnSignal(device.stop_signals(policy.strategy))
+        grid = callbacks.SampleGrid(model.grid_inputs(config.num_samples, config.seed, first_test_images(source, config)),
+                                    files["samples"], os.path.join(files["tensorboard"], "samples"))
+        grid.set_model(model)
         fit_callbacks = [
             callbacks.FailOnNonFinite(lambda: saver.last_saved),
             stop,
-            callbacks.SampleGrid(model.grid_inputs(config.num_samples, config.seed, first_test_images(source, config)),
-                                 files["samples"], os.path.join(files["tensorboard"], "samples")),
+            grid,
             callbacks.MetricsLog(files["metrics.jsonl"]),  # before the checkpoint: see MetricsLog
             keras.callbacks.TensorBoard(files["tensorboard"], write_graph=False),
             saver,  # records the progress that SaveOnPreemption may save
@@ -197,9 +199,15 @@ def train(config):
         if stop.received:
             raise Interrupted(f"stopped by {stop.received} at step {int(model.step.numpy())}, checkpoint "
                               f"{saver.last_saved} saved: rerun the same command to resume")
+        # The last epoch's grid and model.keras, had a signal or a kill cut its end short (or
+        # --steps_per_epoch, lowered on resume, closed it without training).
+        if not os.path.exists(grid.path(int(progress.epoch))):
+            grid.draw(int(progress.epoch))
+        with written_aside(files["model.keras"]) as partial:
+            model.save(partial)
         step = int(model.step.numpy())
         if step == trained_from and evaluated_at(files["eval.json"]) == step:
-            return model  # a finished run, run again: nothing new to draw or score
+            return model  # a finished run, run again: nothing new to score
         images.timelapse(files["samples"], os.path.join(workdir, "timelapse.gif"))  # the run at a glance
         results = metrics.evaluate(model, config, source)
         if results:

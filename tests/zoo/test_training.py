@@ -243,6 +243,24 @@ def test_a_run_resumed_mid_epoch_trains_exactly_the_rest_of_it(tmp_path, tiny_co
     assert [(r["epoch"], r["step"]) for r in metrics_records(config.workdir)][-1] == (2, expected_steps)
 
 
+def test_a_last_epoch_closed_without_its_end_still_gets_its_grid_and_keras_file(tmp_path, tiny_config, mock_tfds,
+                                                                               monkeypatch):
+    # Lowering --steps_per_epoch on resume closes the epoch without training; a SIGTERM on an epoch's
+    # last step or a kill after its checkpoint skip the same epoch-end writes. The rerun once failed
+    # for want of any sample grid (exit 2, every time) and left no model.keras.
+    config = tiny_config(tmp_path, epochs=1, steps_per_epoch=6, batch_size=4, checkpoint_every="2")
+    _diverge_after(monkeypatch, 4)
+    with pytest.raises(Diverged):
+        zoo.train(config)
+    monkeypatch.undo()
+    model = zoo.train(config.replace(steps_per_epoch=4))
+    assert int(model.step) == 4
+    assert os.path.exists(os.path.join(config.workdir, "samples", "epoch_0001.png"))
+    saved = keras.saving.load_model(os.path.join(config.workdir, "model.keras"))
+    for mine, theirs in zip(model.generator.weights, saved.generator.weights):
+        np.testing.assert_array_equal(mine.numpy(), theirs.numpy())
+
+
 def test_a_run_that_fails_before_its_first_checkpoint_leaves_no_config(tmp_path, tiny_config, mock_tfds,
                                                                        monkeypatch):
     monkeypatch.setattr(losses, "generator_loss", lambda logits: logits * float("nan"))
