@@ -79,7 +79,9 @@ INTERRUPTED_EXIT_CODE = 75  # EX_TEMPFAIL: saved and stopped by a signal; rerunn
 # quality (issue 9)
 flags.DEFINE_boolean("sync_batch_norm", DEFAULTS.sync_batch_norm,
                      "GANs: batch norm statistics over the global batch, synchronised across replicas "
-                     "(--sync_batch_norm/--nosync_batch_norm); off: each replica normalises its own slice.")
+                     "(--sync_batch_norm/--nosync_batch_norm); unset: on when training on several replicas, "
+                     "so they compute one replica's update; off: each replica normalises its own slice (and "
+                     "its moving statistics drift from the others').")
 flags.DEFINE_float("ema_kimg", DEFAULTS.ema_kimg,
                    "GANs: half-life, in thousands of training images, of the exponential moving average of "
                    "G's weights that sample grids and exports use; 0: no average, the raw G.")

@@ -105,6 +105,9 @@ CLI_CASES = {
     "work directory is a file": ("train.py", ["--workdir=$TMP/afile"],
                                  "error: --workdir=$TMP/afile is a file; expected a folder (or a path where one "
                                  "can be made)"),
+    "work directory is a URL": ("train.py", ["--workdir=gs://bucket/run"],
+                                "error: --workdir=gs://bucket/run is a URL; the zoo writes with Python's file API: "
+                                "pass a local folder or a network file system mounted as one"),
     "config.json not JSON": ("train.py", ["--workdir=$TMP/badjson"],
                              "error: $TMP/badjson/config.json: not valid JSON (Expecting ',' delimiter: line 1 "
                              "column 31 (char 30)); fix or delete that file"),

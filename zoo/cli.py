@@ -35,6 +35,9 @@ def writable_folder(path, flag):
     Raised at start-up: a run or export that found out at its first save would
     have spent its time for nothing.
     """
+    if "://" in path:
+        raise UsageError(f"--{flag}={path} is a URL; the zoo writes with Python's file API: pass a local folder "
+                         f"or a network file system mounted as one")
     try:
         os.makedirs(path, exist_ok=True)
     except FileExistsError:

@@ -55,7 +55,8 @@ class Config:
     iw_samples: int = 0  # importance samples of the VAE's test log-likelihood estimate; 0: none
     condition_on: str = ""  # comma-separated CelebA attributes whose bits make the class label
     # quality (issue 9)
-    sync_batch_norm: bool = False  # GANs' batch norm statistics over the global batch under tf.distribute
+    # GANs' batch norm statistics over the global batch under tf.distribute; None: on with several replicas
+    sync_batch_norm: Optional[bool] = None
     ema_kimg: float = 10.0  # GANs: half-life of G's weight average in thousands of images; 0: no average
     ema_rampup: float = 0.05  # GANs: the half-life is at most this share of the images seen so far; 0: no cap
     diffaugment: str = "color,translation,cutout"  # GANs: DiffAugment transforms of D's inputs; "": none

@@ -103,9 +103,10 @@ def resolve(precision="auto", xla=None, strategy="auto"):
     keras.mixed_precision.set_dtype_policy(precision)
     built = make_strategy(strategy)
     if xla is None:
-        # XLA cannot reach a mirrored variable on a second *logical CPU* (DESIGN.md): auto
-        # leaves it off there; on GPUs each replica compiles for its own device.
-        xla = auto_xla and not (built.num_replicas_in_sync > 1 and not tf.config.list_logical_devices("GPU"))
+        # XLA cannot reach a mirrored variable on a second logical CPU (DESIGN.md), and the step's
+        # cross-replica merge_calls (optimiser, EMA) have never run under XLA on several GPUs here:
+        # auto leaves it off on several replicas until a GPU machine measures it (--xla to try).
+        xla = auto_xla and built.num_replicas_in_sync == 1
     return DevicePolicy(strategy=built, precision=precision, jit_compile=xla)
 
 

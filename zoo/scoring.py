@@ -161,8 +161,8 @@ class PeriodicEvaluation(keras.callbacks.Callback):
     with the lowest FID is kept in <workdir>/checkpoints/best. At the end, quality.png plots the scores.
 
     `agree(better) -> bool`: in a multi-worker run every worker scores and must decide alike whether
-    to save (the save's collectives would wait forever for a worker that did not), so any one's
-    verdict counts for all (zoo.device.agreement)."""
+    to save (the save's collectives would wait forever for a worker that did not): the chief's
+    verdict counts for all (zoo.training.chief_decides)."""
 
     def __init__(self, config, source, every, workdir, agree=lambda better: better):
         super().__init__()

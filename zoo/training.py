@@ -36,6 +36,8 @@ def check_resumable(saved, config):
 def build_model(config, source, policy, steps_per_epoch=None):
     """The registered model, compiled with one Adam per network, in the strategy's scope."""
     model_class = MODELS.get(config.model)
+    if config.sync_batch_norm is None:  # several replicas compute one replica's update only with it
+        config = config.replace(sync_batch_norm=policy.replicas > 1)
     with policy.strategy.scope():
         model = model_class.from_run(config, source)
         model.compile(**{name: policy.wrap_optimizer(optim.adam(config))
@@ -98,6 +100,13 @@ def fit_under_multi_worker(model):
     model._maybe_symbolic_build = lambda **kwargs: None  # noqa: SLF001
     step = model.train_step
     model.train_step = lambda batch: {name: tf.reshape(value, [1]) for name, value in step(batch).items()}
+
+
+def chief_decides(strategy, chief):
+    """better -> the chief's verdict, on every worker: only the chief knows the best score so far (the
+    others' run directories are temporary), and all must take part in the save it decides."""
+    agree = device.agreement(strategy)
+    return lambda better: agree(better and chief)
 
 
 def read_saved_config(workdir):
@@ -175,7 +184,7 @@ def train(config):
             keras.callbacks.TensorBoard(files["tensorboard"], write_graph=False),
             saver,  # records the progress that SaveOnPreemption may save
             *preemption_callbacks(policy.strategy, manager, model, lambda: saver.last_saved),
-            *scoring.training_callbacks(config, source, workdir, device.agreement(policy.strategy)),
+            *scoring.training_callbacks(config, source, workdir, chief_decides(policy.strategy, chief)),
         ]
 
         def fit(epochs, steps_per_epoch):
