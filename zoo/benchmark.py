@@ -28,7 +28,9 @@ import tensorflow as tf  # noqa: E402
 
 import zoo  # noqa: E402
 from zoo import device, training  # noqa: E402
+from zoo.cli import exit_with, writable_file  # noqa: E402
 from zoo.errors import UsageError  # noqa: E402
+from zoo.files import write_text  # noqa: E402
 
 FLAGS = flags.FLAGS
 MARKERS = ("<!-- benchmark:begin -->", "<!-- benchmark:end -->")
@@ -414,12 +416,16 @@ def run(argv_command):
 
 
 def write_into(path, text):
-    """Replaces what lies between the benchmark markers in `path` (the prose around them stays)."""
-    with open(path) as f:
-        document = f.read()
+    """Replaces what lies between the benchmark markers in `path` (the prose around them stays); a new
+    file, or one without the markers, gets them at its end."""
+    document = ""
+    if os.path.exists(path):
+        with open(path) as f:
+            document = f.read()
+    if not all(marker in document for marker in MARKERS):
+        document += f"{MARKERS[0]}\n{MARKERS[1]}\n"
     begin, end = (document.index(marker) for marker in MARKERS)
-    with open(path, "w") as f:
-        f.write(document[:begin + len(MARKERS[0])] + "\n" + text + "\n" + document[end:])
+    write_text(path, document[:begin + len(MARKERS[0])] + "\n" + text + "\n" + document[end:])
 
 
 def main(argv):
@@ -443,9 +449,11 @@ def main(argv):
                 raise UsageError(f"unknown precision {precision!r}; known: {', '.join(device.PRECISIONS[1:])}")
         if set(FLAGS.xla) - {"true", "false"}:
             raise UsageError(f"--xla takes true and/or false, got {','.join(FLAGS.xla)}")
+        if FLAGS.output:
+            writable_file(FLAGS.output, "output")  # now, not after the half hour of timing
         report = run("python -m zoo.benchmark " + " ".join(sys.argv[1:]))
     except UsageError as error:
-        sys.exit(f"error: {error}")
+        exit_with(error)
     print("\n" + report)
     if FLAGS.output:
         write_into(FLAGS.output, report)

@@ -20,8 +20,8 @@ from zoo.registry import MODELS
 # precision may change only where the optimisers' layout stays (checkpoints.restore_latest_good says).
 RESUMABLE_CHANGES = frozenset({"epochs", "steps_per_epoch", "xla", "precision", "strategy",
                                "data_dir", "manual_dir", "batch_size", "workdir", "iw_samples",
-                               "eval_every",
-                               "checkpoint_every", "keep_checkpoints", "steps_per_execution"})
+                               "eval_every", "checkpoint_every", "keep_checkpoints", "steps_per_execution",
+                               "sync_batch_norm"})  # like strategy: how replicas share the work, not what it is
 
 
 def check_resumable(saved, config):

@@ -65,6 +65,18 @@ def test_peak_memory_is_measured_for_a_setting(capsys):
     assert float(capsys.readouterr().out.strip().splitlines()[-1]) > 0
 
 
+def test_a_new_output_file_gets_the_section(tmp_path):
+    benchmark.write_into(str(tmp_path / "new.md"), "the table")
+    assert (tmp_path / "new.md").read_text() == "<!-- benchmark:begin -->\nthe table\n<!-- benchmark:end -->\n"
+
+
+def test_an_unwritable_output_is_refused_before_any_timing(run_script, tmp_path):
+    (tmp_path / "afile").write_text("")
+    result = run_script("-m", "zoo.benchmark", f"--output={tmp_path}/afile/out.md")
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines()[-1].startswith(f"error: --output={tmp_path}/afile/out.md: ")
+
+
 def test_a_probe_reports_its_own_peak_memory_not_the_parent_process_s(tmp_path):
     # Linux carries the parent's resident size at fork across execve into a child's ru_maxrss: every
     # probe reported the benchmark process's own 1.9 GB (measured 2026-11-24, all settings alike).

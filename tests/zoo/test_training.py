@@ -360,3 +360,17 @@ def test_lines_of_a_run_killed_before_its_first_checkpoint_are_not_kept(tmp_path
     with open(os.path.join(tmp_path, "metrics.jsonl")) as f:
         records = [json.loads(line) for line in f]
     assert [record["step"] for record in records] == [2] and records[0]["d_loss"] != 9.0
+
+
+@pytest.mark.parametrize("change", [{"sync_batch_norm": True}, {"sync_batch_norm": False}, {"batch_size": 4},
+                                    {"steps_per_execution": 2}, {"checkpoint_every": "1h"}, {"strategy": "mirrored"}])
+def test_settings_of_how_the_work_is_shared_may_change_on_resume(tiny_config, tmp_path, change):
+    # Runs made before sync_batch_norm defaulted to None (on with several replicas) saved False: they resume.
+    config = tiny_config(tmp_path)
+    zoo.training.check_resumable(config, config.replace(**change))
+
+
+def test_settings_of_what_is_trained_may_not_change_on_resume(tiny_config, tmp_path):
+    config = tiny_config(tmp_path)
+    with pytest.raises(zoo.errors.RunMismatchError, match=r"seed=0 there, 1 now"):
+        zoo.training.check_resumable(config, config.replace(seed=1))
