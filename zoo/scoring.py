@@ -142,9 +142,9 @@ def write_record(record, directory):
         f.write(json.dumps(record) + "\n")
 
 
-def training_callbacks(config, source, workdir, agree=lambda better: better):
+def training_callbacks(config, source, workdir, agree=lambda better: better, stopping=lambda: False):
     """[PeriodicEvaluation] when --eval_every asks for it (or by default, for a dataset the domain
-    features can score); [] when off. `agree`: see PeriodicEvaluation."""
+    features can score); [] when off. `agree`, `stopping`: see PeriodicEvaluation."""
     scorable = config.features == "inception" or bool(source.num_classes or source.attributes)
     every = (EVAL_EVERY_DEFAULT if scorable else 0) if config.eval_every is None else config.eval_every
     if not every:
@@ -152,7 +152,11 @@ def training_callbacks(config, source, workdir, agree=lambda better: better):
     if not scorable:
         raise UsageError(f"--eval_every: dataset {source.name!r} has no labels or attributes for the domain feature "
                          f"network: pass --features=inception (see --inception), or --eval_every=0")
-    return [PeriodicEvaluation(config, source, every, workdir, agree)]
+    return [PeriodicEvaluation(config, source, every, workdir, agree, stopping)]
+
+
+class _Abandoned(Exception):
+    """A signal asked training to stop during an evaluation."""
 
 
 class PeriodicEvaluation(keras.callbacks.Callback):
@@ -162,12 +166,16 @@ class PeriodicEvaluation(keras.callbacks.Callback):
 
     `agree(better) -> bool`: in a multi-worker run every worker scores and must decide alike whether
     to save (the save's collectives would wait forever for a worker that did not): the chief's
-    verdict counts for all (zoo.training.chief_decides)."""
+    verdict counts for all (zoo.training.chief_decides).
 
-    def __init__(self, config, source, every, workdir, agree=lambda better: better):
+    `stopping() -> bool`: whether a signal asked training to stop; an evaluation under way is then
+    abandoned between two batches, so that the save and exit wait for one batch, not the whole sample.
+    """
+
+    def __init__(self, config, source, every, workdir, agree=lambda better: better, stopping=lambda: False):
         super().__init__()
         self.config, self.source, self.every, self.workdir = config, source, every, workdir
-        self.agree = agree
+        self.agree, self.stopping = agree, stopping
         self.metrics_path = os.path.join(workdir, "metrics.jsonl")
         self.best_dir = os.path.join(workdir, BEST_DIR)
         self.network = self.real = None  # made at the first evaluation: the domain network may need training
@@ -191,12 +199,19 @@ class PeriodicEvaluation(keras.callbacks.Callback):
 
     def evaluate(self, step):
         began = time.time()
-        if self.network is None:
-            self.network = features.get(self.config, self.source)
-            batches, count = real_images(self.source, self.config, self.source.test_split)
-            self.real = embed(self.network, batches, count, "real test images", progress=False)
-        generated = embed(self.network, generated_images(self.sampler, self.config.eval_samples, self.config.seed),
-                          self.config.eval_samples, "generated", progress=False)
+        try:
+            if self.network is None:
+                self.network = features.get(self.config, self.source)
+            if self.real is None:
+                batches, count = real_images(self.source, self.config, self.source.test_split)
+                self.real = embed(self.network, self._unless_stopping(batches), count, "real test images",
+                                  progress=False)
+            generated = embed(self.network, self._unless_stopping(
+                generated_images(self.sampler, self.config.eval_samples, self.config.seed)),
+                self.config.eval_samples, "generated", progress=False)
+        except _Abandoned:
+            logging.warning("Step %d: evaluation abandoned, training is stopping", step)
+            return
         record = {"step": step, "elapsed_seconds": round(time.time() - self.start, 1),
                   **score(self.network, self.config, self.source, generated, self.real, TRAINING_METRICS),
                   "eval_seconds": round(time.time() - began, 1)}  # its cost, beside the training time
@@ -210,6 +225,12 @@ class PeriodicEvaluation(keras.callbacks.Callback):
         logging.info("Step %d: FID %.3f, KID %.5f (%s features, %d samples)", step, record["fid"], record["kid"],
                      record["features"], self.config.eval_samples)
         self.keep_if_best(step, record["fid"])
+
+    def _unless_stopping(self, batches):
+        for batch in batches:
+            if self.stopping():
+                raise _Abandoned
+            yield batch
 
     def keep_if_best(self, step, fid):
         if self.agree(fid < self.best_fid):

@@ -184,7 +184,8 @@ def train(config):
             keras.callbacks.TensorBoard(files["tensorboard"], write_graph=False),
             saver,  # records the progress that SaveOnPreemption may save
             *preemption_callbacks(policy.strategy, manager, model, lambda: saver.last_saved),
-            *scoring.training_callbacks(config, source, workdir, chief_decides(policy.strategy, chief)),
+            *scoring.training_callbacks(config, source, workdir, chief_decides(policy.strategy, chief),
+                                        stopping=lambda: stop.received is not None),
         ]
 
         def fit(epochs, steps_per_epoch):
