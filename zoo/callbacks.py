@@ -187,15 +187,19 @@ class Checkpoint(keras.callbacks.Callback):
         self.progress.examples.assign(self.fit_start_examples + (step - self.fit_start_step) * self.batch_size)
         return step
 
+    def write_config(self):
+        """config.json, before the first checkpoint of this process."""
+        if self.before_first_save:
+            self.before_first_save()
+            self.before_first_save = None
+
     def save(self, step):
         if step == self.last_saved_step and self.last_saved:
             return  # saved at this step already; saving again would rewrite its files in place
         if not checkpoints.all_finite(self.model):
             raise Diverged(f"training diverged by step {step}: the weights are not finite; the last good "
                            f"checkpoint stays the latest ({self.last_saved})")
-        if self.before_first_save:
-            self.before_first_save()
-            self.before_first_save = None
+        self.write_config()
         self.last_saved = self.manager.save(checkpoint_number=step)
         self.last_saved_step = step
         self.last_save_time = time.monotonic()
@@ -203,11 +207,17 @@ class Checkpoint(keras.callbacks.Callback):
 
 class SaveOnPreemption(keras.callbacks.Callback):
     """Multi-worker: after each step, TensorFlow's PreemptionCheckpointHandler saves on every worker
-    once any of them got SIGTERM, then calls its exit_fn (which raises Interrupted)."""
+    once any of them got SIGTERM, then calls its exit_fn (which raises Interrupted).
 
-    def __init__(self, handler):
+    Its saves bypass the Checkpoint callback, so config.json is written when training starts: a
+    checkpoint never exists without the flags that made it."""
+
+    def __init__(self, handler, saver):
         super().__init__()
-        self.handler = handler
+        self.handler, self.saver = handler, saver
+
+    def on_train_begin(self, logs=None):
+        self.saver.write_config()
 
     def on_train_batch_end(self, batch, logs=None):
         self.handler.save_checkpoint_if_preempted(checkpoint_number=int(self.model.step.numpy()))

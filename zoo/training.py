@@ -78,19 +78,19 @@ def evaluated_at(path):
         return json.load(f).get("step")
 
 
-def preemption_callbacks(strategy, manager, model, last_saved):
+def preemption_callbacks(strategy, manager, model, saver):
     """Multi-worker: TensorFlow's PreemptionCheckpointHandler, so on SIGTERM every worker saves at one step."""
     if not device.is_multi_worker(strategy):
         return []
 
     def stop():
-        raise Interrupted(f"stopped by SIGTERM at step {int(model.step.numpy())}, checkpoint {last_saved()} saved by every "
-                          f"worker: rerun the same command on every worker to resume")
+        raise Interrupted(f"stopped by SIGTERM at step {int(model.step.numpy())}, saved by every worker in "
+                          f"{manager.directory}: rerun the same command on every worker to resume")
 
     handler = tf.distribute.experimental.PreemptionCheckpointHandler(
         strategy.cluster_resolver, manager, termination_config=tf.distribute.experimental.TerminationConfig(
             exit_fn=stop, grace_period=0))
-    return [callbacks.SaveOnPreemption(handler)]
+    return [callbacks.SaveOnPreemption(handler, saver)]
 
 
 def fit_under_multi_worker(model):
@@ -183,7 +183,7 @@ def train(config):
             callbacks.MetricsLog(files["metrics.jsonl"]),  # before the checkpoint: see MetricsLog
             keras.callbacks.TensorBoard(files["tensorboard"], write_graph=False),
             saver,  # records the progress that SaveOnPreemption may save
-            *preemption_callbacks(policy.strategy, manager, model, lambda: saver.last_saved),
+            *preemption_callbacks(policy.strategy, manager, model, saver),
             *scoring.training_callbacks(config, source, workdir, chief_decides(policy.strategy, chief),
                                         stopping=lambda: stop.received is not None),
         ]
