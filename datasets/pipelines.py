@@ -13,6 +13,7 @@ from typing import Callable, Optional
 
 import tensorflow as tf
 import tensorflow_datasets as tfds
+from tqdm import tqdm
 from tensorflow_datasets.datasets.celeb_a.celeb_a_dataset_builder import ATTR_HEADINGS as CELEB_A_ATTRIBUTES
 
 from zoo.datasets import celeb_a_manual, idx, image_folder, shapes  # registers the builders with tfds
@@ -359,9 +360,11 @@ def decoded_cache_dir(builder, source, config, split, with_labels):
 def cache_decoded(dataset, num_bytes, directory, num_examples, seed):
     """Decoded, cropped and resized examples, decoded once: in memory up to CACHE_LIMIT_BYTES, else on disk.
 
-    The disk cache is a tf.data snapshot: written during the first pass, read by later epochs
-    and later runs, and left unfinished (so rewritten) by a run killed before the first pass
-    ends. It is cut into SNAPSHOT_SHARDS contiguous runs of the file order, read in an order
+    The disk cache is a tf.data snapshot, written whole before the first epoch (a pass of decoding
+    the first epoch would make anyway) and read by every epoch of every run: written during
+    the first epoch instead, that epoch would read the file order, and a later run of the same
+    command another first epoch. A run killed while writing it leaves it unfinished, so
+    rewritten. It is cut into SNAPSHOT_SHARDS contiguous runs of the file order, read in an order
     shuffled by `seed` (the same every pass, so a resumed run reads what it would have),
     SNAPSHOT_READ_CYCLE runs at a time, so the shuffle window downstream mixes examples from
     all over the split instead of a neighbourhood of one fixed order.
@@ -374,8 +377,15 @@ def cache_decoded(dataset, num_bytes, directory, num_examples, seed):
         return shards.shuffle(SNAPSHOT_SHARDS, seed=seed).interleave(
             lambda shard: shard, cycle_length=SNAPSHOT_READ_CYCLE, num_parallel_calls=tf.data.AUTOTUNE)
 
-    return dataset.enumerate().snapshot(
+    cached = dataset.enumerate().snapshot(
         directory, shard_func=lambda index, _: index // run_length, reader_func=read).map(lambda _, example: example)
+    complete = os.path.join(directory, "written")
+    if not os.path.exists(complete):
+        for _ in tqdm(cached.batch(256), total=-(-num_examples // 256), unit="batch",
+                      desc=f"Decoding {num_examples} examples once into {directory}"):
+            pass
+        write_text(complete, "")
+    return cached
 
 
 def _num_examples(builder, dataset, split):

@@ -49,6 +49,18 @@ def test_a_later_run_reads_the_disk_cache_an_earlier_one_wrote(disk_cache, tmp_p
     assert len(snapshots) == 1 and len(next(os.walk(snapshots[0]))[1]) == 1  # one snapshot, one writer run
 
 
+def test_the_first_pass_over_a_disk_cache_is_the_one_every_later_pass_and_run_reads(disk_cache, tmp_path):
+    # Once the cache was written during pass 0 (in file order) and read after: the same command in a
+    # new work directory saw another first epoch than the run that wrote the cache.
+    def run(passes):
+        dataset = tf.data.Dataset.range(EXAMPLES).map(lambda index: {"images": index})
+        cached = pipelines.cache_decoded(dataset, EXAMPLES, str(tmp_path), EXAMPLES, 0)
+        return [[int(x["images"]) for x in cached] for _ in range(passes)]
+
+    first_run, later_run = run(passes=2), run(passes=1)
+    assert first_run[0] == first_run[1] == later_run[0] != list(range(EXAMPLES))
+
+
 def test_a_disk_cached_split_is_read_from_all_over_its_file_order(disk_cache, tmp_path):
     _, second = _passes(tmp_path / "cache", [], passes=2)
     run_length = EXAMPLES // pipelines.SNAPSHOT_SHARDS
