@@ -28,7 +28,9 @@ class FailOnNonFinite(keras.callbacks.Callback):
     def on_train_batch_end(self, batch, logs=None):
         for name, value in (logs or {}).items():
             if not math.isfinite(float(value)) and not self._skipped_by_loss_scaler():
-                raise Diverged(f"training diverged at step {int(self.model.step.numpy())}: {name} is {float(value)}; "
+                step, executed = int(self.model.step.numpy()), self.model.steps_per_execution
+                at = f"at step {step}" if executed == 1 else f"in steps {step - executed + 1}-{step}"
+                raise Diverged(f"training diverged {at}: {name} is {float(value)}; "
                                f"the last good checkpoint stays the latest ({self.last_saved()}); try a lower "
                                f"--learning_rate or --precision=float32")
 

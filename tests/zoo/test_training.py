@@ -247,6 +247,14 @@ def test_a_run_resumed_mid_epoch_trains_exactly_the_rest_of_it(tmp_path, tiny_co
     assert [(r["epoch"], r["step"]) for r in metrics_records(config.workdir)][-1] == (2, expected_steps)
 
 
+def test_a_divergence_inside_an_execution_of_several_steps_names_their_range(tmp_path, tiny_config, mock_tfds,
+                                                                            monkeypatch):
+    config = tiny_config(tmp_path, steps_per_epoch=8, batch_size=4, steps_per_execution=2, checkpoint_every="2")
+    _diverge_after(monkeypatch, 4)
+    with pytest.raises(Diverged, match=r"training diverged in steps 5-6: g_loss is nan; .*ckpt-4\)"):
+        zoo.train(config)
+
+
 def test_a_last_epoch_closed_without_its_end_still_gets_its_grid_and_keras_file(tmp_path, tiny_config, mock_tfds,
                                                                                monkeypatch):
     # Lowering --steps_per_epoch on resume closes the epoch without training; a SIGTERM on an epoch's
