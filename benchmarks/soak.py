@@ -5,13 +5,15 @@
 
 Each round starts `train.py` with the same command, waits until it trains, lets it run a random
 time, SIGKILLs it, then checks every checkpoint the run directory holds (each tensor read back and
-its checksum verified) and that metrics.jsonl parses. The next round resumes. A last round trains
-to the end. Reports kills survived (the rerun resumed at the newest checkpoint), corrupt checkpoints
-(goal 0), steps lost per kill (the step the killed process had reached minus the step resumed
-from; goal at most one checkpoint interval) and whether the final weights are finite.
+its checksum verified) and that metrics.jsonl parses. The next round resumes. A last round is
+stopped by SIGTERM, which must save and exit 75. Reports kills survived (the rerun resumed at the
+newest checkpoint), corrupt checkpoints (goal 0), steps lost per kill (the step the killed process
+had reached minus the step resumed from; goal at most one checkpoint interval) and whether the
+final weights are finite.
 
-The step a process reached is read from a file the harness's own wrapper writes after each step
-(the training code is not changed for it).
+The step a process reached is read from a file the harness's own wrapper writes after each
+execution of --steps_per_execution steps (the training code is not changed for it): the steps
+of the execution a kill interrupts, at most steps_per_execution - 1 more, are not counted.
 """
 import json
 import os
@@ -133,7 +135,8 @@ def main(argv):
     finite = all(np.isfinite(reader.get_tensor(name)).all() for name in dtypes if dtypes[name].is_floating)
     print(f"kills survived: {survived}/{FLAGS.kills} (the next run resumed at the newest checkpoint)")
     print(f"corrupt checkpoints found: {corrupt_total}; torn metrics lines: {torn_total}")
-    print(f"steps lost per kill: max {max(lost)}, mean {np.mean(lost):.1f} (interval: {FLAGS.checkpoint_every})")
+    print(f"steps lost per kill: max {max(lost)}, mean {np.mean(lost):.1f} (interval: {FLAGS.checkpoint_every}; "
+          f"plus each kill's unfinished execution)")
     print(f"final weights finite: {finite}")
     if not FLAGS.workdir:
         shutil.rmtree(workdir, ignore_errors=True)
