@@ -1,6 +1,8 @@
 """Files a run rewrites are written aside and renamed, so a kill at any moment leaves the old one whole."""
 import contextlib
+import glob
 import os
+import re
 
 
 @contextlib.contextmanager
@@ -23,3 +25,21 @@ def write_text(path, text):
             f.write(text)
             f.flush()
             os.fsync(f.fileno())
+
+
+def remove_leftovers(directory):
+    """Removes the .partial-<pid>-* files in `directory` whose process is gone (killed while writing)."""
+    for path in glob.glob(os.path.join(directory, ".partial-*")):
+        match = re.match(r"\.partial-(\d+)-", os.path.basename(path))
+        if match and not _alive(int(match[1])):
+            os.remove(path)
+
+
+def _alive(pid):
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True

@@ -11,7 +11,7 @@ from zoo import callbacks, checkpoints, device, images, metrics, optim, scoring
 from zoo.checkpoints import checkpointer  # noqa: F401  also used by zoo.export
 from zoo.config import Config, parse_interval
 from zoo.errors import Interrupted, RunMismatchError, UsageError
-from zoo.files import write_text, written_aside
+from zoo.files import remove_leftovers, write_text, written_aside
 from zoo.datasets import get_source, make_dataset
 from zoo.datasets import write_dataset_facts
 from zoo.registry import MODELS
@@ -154,6 +154,7 @@ def train(config):
     chief = device.is_chief(policy.strategy)
     with device.worker_directory(config.workdir, chief) as workdir:
         files = paths(workdir)
+        remove_leftovers(workdir)  # of a process killed while writing one
         write_dataset_facts(source, workdir)  # so export needs the run directory only, not the data
         checkpoint, _, progress = checkpointer(model, paths(config.workdir)["checkpoints"])
         restored = checkpoints.restore_latest_good(checkpoint, paths(config.workdir)["checkpoints"], repair=chief)

@@ -1,0 +1,30 @@
+"""Writing aside and renaming: a kill at any moment leaves the old file whole, and no litter behind."""
+import os
+import subprocess
+import sys
+
+from zoo import files
+
+
+def test_a_partial_file_of_a_dead_process_is_removed_and_a_living_one_s_kept(tmp_path):
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    (tmp_path / f".partial-{dead.stdout.strip()}-model.keras").write_text("cut short by a kill")
+    (tmp_path / f".partial-{os.getpid()}-config.json").write_text("being written")
+    (tmp_path / "model.keras").write_text("the whole one")
+    files.remove_leftovers(str(tmp_path))
+    assert sorted(os.listdir(tmp_path)) == [f".partial-{os.getpid()}-config.json", "model.keras"]
+
+
+def test_written_aside_replaces_the_file_only_when_the_block_succeeds(tmp_path):
+    path = tmp_path / "eval.json"
+    path.write_text("old")
+    try:
+        with files.written_aside(str(path)) as partial:
+            with open(partial, "w") as f:
+                f.write("half")
+            raise RuntimeError("killed")
+    except RuntimeError:
+        pass
+    assert path.read_text() == "old" and os.listdir(tmp_path) == ["eval.json"]
+    files.write_text(str(path), "new")
+    assert path.read_text() == "new"
