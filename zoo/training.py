@@ -66,16 +66,26 @@ def write_evaluation(results, files, epoch, step):
     """eval.json holds the latest results; metrics.jsonl gets them as one more line."""
     record = {"epoch": epoch, "step": step, **results}
     write_text(files["eval.json"], json.dumps(record, indent=2))
+    log_evaluation(record, files)
+
+
+def log_evaluation(record, files):
+    """Appends `record` to metrics.jsonl unless it holds it already (a rerun after a kill between the two)."""
+    if os.path.isfile(files["metrics.jsonl"]):
+        with open(files["metrics.jsonl"]) as f:
+            if any(line.strip() and json.loads(line) == record for line in f):
+                return
     with open(files["metrics.jsonl"], "a") as f:
         f.write(json.dumps(record) + "\n")
 
 
-def evaluated_at(path):
-    """The step of the evaluation in eval.json; None if there is none."""
-    if not os.path.isfile(path):
+def final_evaluation(files, step):
+    """The end-of-training evaluation in eval.json if it is of `step`; None otherwise."""
+    if not os.path.isfile(files["eval.json"]):
         return None
-    with open(path) as f:
-        return json.load(f).get("step")
+    with open(files["eval.json"]) as f:
+        record = json.load(f)
+    return record if record.get("step") == step else None
 
 
 def preemption_callbacks(strategy, manager, model, saver):
@@ -217,8 +227,10 @@ def train(config):
         with written_aside(files["model.keras"]) as partial:
             model.save(partial)
         step = int(model.step.numpy())
-        if step == trained_from and evaluated_at(files["eval.json"]) == step:
-            return model  # a finished run, run again: nothing new to score
+        finished = final_evaluation(files, step) if step == trained_from else None
+        if finished:  # a finished run, run again: nothing new to score
+            log_evaluation(finished, files)
+            return model
         images.timelapse(files["samples"], os.path.join(workdir, "timelapse.gif"))  # the run at a glance
         results = metrics.evaluate(model, config, source)
         if results:

@@ -278,6 +278,17 @@ def test_a_step_the_loss_scaler_skips_still_counts_as_a_step():
     assert int(model.step) == 1
 
 
+def test_a_kill_between_eval_json_and_its_metrics_line_is_made_good_by_the_rerun(run):
+    metrics_path = f"{run['config'].workdir}/metrics.jsonl"
+    with open(metrics_path) as f:
+        lines = f.readlines()
+    with open(metrics_path, "w") as f:
+        f.writelines(lines[:-1])  # eval.json written, its line not
+    zoo.train(run["config"])
+    with open(metrics_path) as f:
+        assert f.readlines() == lines
+
+
 def test_a_finished_run_run_again_logs_and_scores_nothing_more(run):
     metrics_path = f"{run['config'].workdir}/metrics.jsonl"
     with open(metrics_path) as f:
