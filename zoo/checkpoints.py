@@ -4,6 +4,7 @@ import glob
 import logging
 import os
 import shutil
+import tempfile
 
 import keras
 import tensorflow as tf
@@ -58,6 +59,34 @@ def damage(path):
     except Exception as error:  # noqa: BLE001  the reader raises OpError, IndexError, RuntimeError ... by what it hit
         return f"{type(error).__name__}: {(str(error).splitlines() or [''])[0][:200]}"
     return None
+
+
+STEP_COUNTER = "model/steps_trained/.ATTRIBUTES/VARIABLE_VALUE"
+
+
+def restore(checkpoint, path):
+    """Restores checkpoint `path` into `checkpoint`, every object of it matched (AssertionError if not).
+
+    A checkpoint of the zoo from before the model counted its own steps (2026-11-24) matches in
+    all but that counter, which then starts from the optimisers' `iterations`: the step then,
+    exact unless mixed_float16's loss scaler skipped steps.
+    """
+    status = checkpoint.restore(path)
+    counted = STEP_COUNTER in dict(tf.train.list_variables(path))
+    if counted or not _all_but_the_counter(checkpoint, path):
+        status.assert_existing_objects_matched()
+    status.expect_partial()  # values `checkpoint` does not hold (export's: the run's progress and noise)
+    if not counted:
+        model = checkpoint.model
+        model.steps_trained.assign(max(int(getattr(model, name).iterations.numpy()) for name in model.optimizer_names))
+
+
+def _all_but_the_counter(checkpoint, path):
+    """Whether `path` holds every value `checkpoint` would write, except the step counter."""
+    with tempfile.TemporaryDirectory() as scratch:
+        written = checkpoint.write(os.path.join(scratch, "layout"))
+        expected = {name for name, _ in tf.train.list_variables(written)} - {STEP_COUNTER}
+    return expected <= {name for name, _ in tf.train.list_variables(path)}
 
 
 def loss_scaled(path):
@@ -116,7 +145,7 @@ def restore_latest_good(checkpoint, directory, repair=True):
     if path is None:
         return None
     try:
-        checkpoint.restore(path).assert_existing_objects_matched()
+        restore(checkpoint, path)
     except (AssertionError, tf.errors.OpError) as error:  # objects unmatched, or other dtypes
         raise DamagedCheckpoint(_layout_error(checkpoint, path, error)) from None
     if damaged and repair:

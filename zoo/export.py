@@ -91,9 +91,7 @@ def restore_weights(model, checkpoint_path, config):
     code) would otherwise leave freshly initialised weights to be exported.
     """
     try:
-        status = tf.train.Checkpoint(model=model).restore(checkpoint_path)
-        status.assert_existing_objects_matched()
-        status.expect_partial()  # the checkpoint's counters and noise state are not exported
+        checkpoints.restore(tf.train.Checkpoint(model=model), checkpoint_path)
         return
     except (AssertionError, ValueError, tf.errors.OpError) as error:
         reason = (str(error).splitlines() or [type(error).__name__])[0][:200]

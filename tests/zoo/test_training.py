@@ -22,7 +22,7 @@ import pytest
 import tensorflow as tf
 
 import zoo
-from zoo import losses
+from zoo import export, losses
 from zoo.errors import DamagedCheckpoint, Diverged
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -194,6 +194,28 @@ def test_a_checkpoint_of_an_older_zoo_is_one_line_error(tmp_path, tiny_config, m
     with pytest.raises(DamagedCheckpoint, match=r"written by an older version of the zoo \(it has no epoch_steps, "
                                                 r"examples, noise_state\)"):
         zoo.train(config.replace(epochs=2))
+
+
+def test_a_checkpoint_from_before_the_model_counted_its_steps_resumes_and_exports(tmp_path, tiny_config, mock_tfds,
+                                                                                  monkeypatch):
+    # Until 2026-11-24 the step was the optimisers' `iterations`; a run of that zoo must still resume.
+    config = tiny_config(tmp_path)
+    source, policy = zoo.datasets.get_source(config), zoo.device.resolve("float32", False)
+    directory = str(tmp_path / "checkpoints")
+    with monkeypatch.context() as patch:
+        patch.setattr(zoo.optim, "step_counter", lambda: None)  # that zoo's models had no counter
+        old = zoo.training.build_model(config, source, policy)
+    for name in old.optimizer_names:
+        getattr(old, name).iterations.assign(3)
+    zoo.checkpoints.checkpointer(old, directory)[1].save(checkpoint_number=3)
+    resumed = zoo.training.build_model(config, source, policy)
+    checkpoint, _, _ = zoo.checkpoints.checkpointer(resumed, directory)
+    assert zoo.checkpoints.restore_latest_good(checkpoint, directory).endswith("ckpt-3")
+    assert int(resumed.step) == 3
+    np.testing.assert_array_equal(resumed.generator.weights[0].numpy(), old.generator.weights[0].numpy())
+    exported = zoo.training.build_model(config, source, policy)
+    export.restore_weights(exported, os.path.join(directory, "ckpt-3"), config)
+    assert int(exported.step) == 3
 
 
 def test_resuming_a_mixed_float16_run_in_float32_names_the_flag(tmp_path, tiny_config, mock_tfds):
