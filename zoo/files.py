@@ -28,8 +28,9 @@ def write_text(path, text):
 
 
 def remove_leftovers(directory):
-    """Removes the .partial-<pid>-* files in `directory` whose process is gone (killed while writing)."""
-    for path in glob.glob(os.path.join(directory, ".partial-*")):
+    """Removes the .partial-<pid>-* files in `directory` and below whose process is gone (killed while
+    writing). A pid reused since (a restarted container) keeps its file: litter, never a loss."""
+    for path in glob.glob(os.path.join(directory, "**", ".partial-*"), recursive=True):
         match = re.match(r"\.partial-(\d+)-", os.path.basename(path))
         if match and not _alive(int(match[1])):
             os.remove(path)

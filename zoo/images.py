@@ -6,6 +6,7 @@ import numpy as np
 from PIL import Image
 
 from zoo.errors import UsageError
+from zoo.files import written_aside
 
 
 def to_uint8(images):
@@ -36,8 +37,10 @@ SAMPLE_SCALE = 2  # PNG grids are enlarged so 32x32 samples are visible
 
 
 def save_png(image, path, scale=SAMPLE_SCALE):
-    """Saves a uint8 [H, W, C] image, enlarged `scale` times so small samples are visible."""
-    picture(image, scale).save(path)
+    """Saves a uint8 [H, W, C] image, enlarged `scale` times so small samples are visible; written aside
+    and renamed, so a kill leaves no truncated PNG (a later timelapse would fail on it)."""
+    with written_aside(path) as partial:
+        picture(image, scale).save(partial)
 
 
 def save_gif(frames, path, scale=1, frame_ms=150, last_frame_ms=1500):
@@ -50,10 +53,9 @@ def save_gif(frames, path, scale=1, frame_ms=150, last_frame_ms=1500):
     # whose noise GIF's compression cannot squeeze.
     pictures = [frame if frame.mode == "L" else frame.convert("RGB").quantize(256, dither=Image.Dither.NONE)
                 for frame in pictures]
-    staging = f"{path}.tmp-{os.getpid()}"
-    pictures[0].save(staging, format="GIF", save_all=True, append_images=pictures[1:], loop=0,
-                     duration=[frame_ms] * (len(pictures) - 1) + [last_frame_ms])
-    os.replace(staging, path)
+    with written_aside(path) as partial:
+        pictures[0].save(partial, format="GIF", save_all=True, append_images=pictures[1:], loop=0,
+                         duration=[frame_ms] * (len(pictures) - 1) + [last_frame_ms])
 
 
 def timelapse(samples_dir, path):

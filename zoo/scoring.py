@@ -211,6 +211,7 @@ class PeriodicEvaluation(keras.callbacks.Callback):
                 self.config.eval_samples, "generated", progress=False)
         except _Abandoned:
             logging.warning("Step %d: evaluation abandoned, training is stopping", step)
+            self.model.stop_training = True  # StopOnSignal saw this execution before the signal came
             return
         record = {"step": step, "elapsed_seconds": round(time.time() - self.start, 1),
                   **score(self.network, self.config, self.source, generated, self.real, TRAINING_METRICS),

@@ -228,8 +228,11 @@ def train(config):
             model.save(partial)
         step = int(model.step.numpy())
         finished = final_evaluation(files, step) if step == trained_from else None
-        if finished:  # a finished run, run again: nothing new to score
-            log_evaluation(finished, files)
+        # A finished run, run again: nothing new to score. Only the chief holds eval.json, and every
+        # worker must take part in an evaluation (its collectives), so the chief decides for all.
+        if chief_decides(policy.strategy, chief)(finished is not None):
+            if finished:
+                log_evaluation(finished, files)
             return model
         images.timelapse(files["samples"], os.path.join(workdir, "timelapse.gif"))  # the run at a glance
         results = metrics.evaluate(model, config, source)

@@ -9,10 +9,13 @@ from zoo import files
 def test_a_partial_file_of_a_dead_process_is_removed_and_a_living_one_s_kept(tmp_path):
     dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
     (tmp_path / f".partial-{dead.stdout.strip()}-model.keras").write_text("cut short by a kill")
+    (tmp_path / "checkpoints" / "best").mkdir(parents=True)
+    (tmp_path / "checkpoints" / "best" / f".partial-{dead.stdout.strip()}-best.json").write_text("cut short")
     (tmp_path / f".partial-{os.getpid()}-config.json").write_text("being written")
     (tmp_path / "model.keras").write_text("the whole one")
     files.remove_leftovers(str(tmp_path))
-    assert sorted(os.listdir(tmp_path)) == [f".partial-{os.getpid()}-config.json", "model.keras"]
+    assert sorted(os.listdir(tmp_path)) == [f".partial-{os.getpid()}-config.json", "checkpoints", "model.keras"]
+    assert os.listdir(tmp_path / "checkpoints" / "best") == []
 
 
 def test_written_aside_replaces_the_file_only_when_the_block_succeeds(tmp_path):

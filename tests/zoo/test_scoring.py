@@ -141,9 +141,13 @@ def test_a_signal_during_an_evaluation_abandons_it_after_one_batch(tiny_config, 
                                             stopping=lambda: len(drawn) >= stop_after)
     evaluation.network = types.SimpleNamespace(embed=lambda images: (np.zeros([len(images), 4]), None))
     evaluation.real, evaluation.sampler = object(), None
+    evaluation.set_model(types.SimpleNamespace(stop_training=False))
     evaluation.evaluate(6)
     assert len(drawn) == stop_after
     assert not os.path.exists(evaluation.metrics_path)  # no score of a partial sample
+    # StopOnSignal had seen this execution's end before the signal: without this, Keras would train
+    # one more execution before the save.
+    assert evaluation.model.stop_training
 
 
 @pytest.mark.parametrize("chief_better", [False, True])
