@@ -154,6 +154,9 @@ def train(config):
     steps = num_examples // config.batch_size
     if config.steps_per_epoch:
         steps = min(steps, config.steps_per_epoch) if steps else config.steps_per_epoch
+    else:  # a pass of the data, cut to whole executions: the passes are one stream, so none is lost,
+        # and an epoch of prime length (937 steps of Fashion-MNIST at 64) would run one step per call
+        steps -= steps % (min(policy.steps_per_execution(config.steps_per_execution), steps) or 1)
     if not steps:
         raise UsageError(f"{source.name} has {num_examples} training examples: fewer than one batch of "
                          f"{config.batch_size}")

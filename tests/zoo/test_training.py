@@ -401,6 +401,16 @@ def test_lines_of_a_run_killed_before_its_first_checkpoint_are_not_kept(tmp_path
     assert [record["step"] for record in records] == [2] and records[0]["d_loss"] != 9.0
 
 
+@pytest.mark.parametrize("batch_size, per_execution, steps", [(4, 3, 6), (4, 16, 8), (8, 3, 3)])
+def test_an_epoch_of_the_data_is_cut_to_whole_executions(tmp_path, tiny_config, mock_tfds, batch_size, per_execution,
+                                                           steps):
+    # 32 examples: 8 batches of 4 (6 in executions of 3, all 8 when fewer than one execution of 16), 4 of 8.
+    config = tiny_config(tmp_path, batch_size=batch_size, steps_per_epoch=0, steps_per_execution=per_execution)
+    model = zoo.train(config)
+    assert int(model.step) == steps
+    assert model.steps_per_execution == min(per_execution, steps)
+
+
 @pytest.mark.parametrize("change", [{"sync_batch_norm": True}, {"sync_batch_norm": False}, {"batch_size": 4},
                                     {"steps_per_execution": 2}, {"checkpoint_every": "1h"}, {"strategy": "mirrored"}])
 def test_settings_of_how_the_work_is_shared_may_change_on_resume(tiny_config, tmp_path, change):
