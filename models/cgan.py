@@ -90,11 +90,11 @@ def build_generator(image_size, channels, latent_dim, base_filters, num_classes,
     return keras.Model([z, labels], images, name=name)
 
 
-def build_discriminator(image_size, channels, base_filters, num_classes, sync_batch_norm=False):
+def build_discriminator(image_size, channels, base_filters, num_classes, sync_batch_norm=False, d_norm="batch"):
     """(image, label) -> one logit, w . phi(x) + embed(y) . phi(x)."""
     images = keras.Input((image_size, image_size, channels), name="images")
     labels = keras.Input((), dtype="int32", name="labels")
-    features = discriminator_features(images, image_size, base_filters, sync_batch_norm)
+    features = discriminator_features(images, image_size, base_filters, sync_batch_norm, d_norm)
     unconditional = keras.layers.Dense(1, dtype="float32", name="logits",
                                        kernel_initializer=keras.initializers.RandomNormal(0.0, 0.02))(features)
     projection = Projection(num_classes, dtype="float32", name="projection")([features, labels])
@@ -122,7 +122,7 @@ class ConditionalGAN(DCGAN):
 
     def build_discriminator(self):
         return build_discriminator(self.image_size, self.channels, self.base_filters, self.num_classes,
-                                   self.sync_batch_norm)
+                                   self.sync_batch_norm, self.d_norm)
 
     @classmethod
     def from_run(cls, config, source):

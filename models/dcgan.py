@@ -20,6 +20,7 @@ import keras
 import tensorflow as tf
 
 from zoo import augment, ema, losses, optim
+from zoo.config import D_NORMS
 from zoo.signatures import image_outputs, seeded_normal
 from zoo.registry import MODELS
 
@@ -72,22 +73,36 @@ def build_generator(image_size, channels, latent_dim, base_filters, sync_batch_n
     return keras.Model(z, images, name=name)
 
 
-def discriminator_features(images, image_size, base_filters, sync_batch_norm):
+def _discriminator_norm(d_norm, sync_batch_norm):
+    """D's normalisation after each hidden convolution but the first, or None.
+
+    batch: the paper's, statistics of each batch D sees (real and fake apart); layer: each
+    image's own statistics, so no logit depends on the other images of its batch; none.
+    """
+    if d_norm not in D_NORMS:
+        raise ValueError(f"d_norm must be one of {', '.join(D_NORMS)}, got {d_norm!r}")
+    if d_norm == "batch":
+        return _batch_norm(sync_batch_norm)
+    return keras.layers.LayerNormalization(axis=(1, 2, 3)) if d_norm == "layer" else None
+
+
+def discriminator_features(images, image_size, base_filters, sync_batch_norm, d_norm="batch"):
     """D's stride-2 convolutions on the image tensor, flattened (the features its logit reads)."""
     x = images
     for i in range(_num_upsamples(image_size)):
-        x = keras.layers.Conv2D(base_filters * 2 ** i, 4, strides=2, padding="same", use_bias=i == 0,
+        normalize = _discriminator_norm(d_norm, sync_batch_norm) if i > 0 else None
+        x = keras.layers.Conv2D(base_filters * 2 ** i, 4, strides=2, padding="same", use_bias=normalize is None,
                                 kernel_initializer=_conv_init())(x)
-        if i > 0:
-            x = _batch_norm(sync_batch_norm)(x)
+        if normalize is not None:
+            x = normalize(x)
         x = keras.layers.LeakyReLU(0.2)(x)
     return keras.layers.Flatten()(x)
 
 
-def build_discriminator(image_size, channels, base_filters, sync_batch_norm=False):
+def build_discriminator(image_size, channels, base_filters, sync_batch_norm=False, d_norm="batch"):
     """image -> one logit."""
     images = keras.Input((image_size, image_size, channels), name="images")
-    features = discriminator_features(images, image_size, base_filters, sync_batch_norm)
+    features = discriminator_features(images, image_size, base_filters, sync_batch_norm, d_norm)
     logits = keras.layers.Dense(1, kernel_initializer=_conv_init(), dtype="float32", name="logits")(features)
     return keras.Model(images, logits, name="discriminator")
 
@@ -110,19 +125,19 @@ class DCGAN(keras.Model):
     evaluations = ()  # zoo.metrics plug-ins run on the test split at the end of training
 
     def __init__(self, image_size=32, channels=3, latent_dim=100, base_filters=64, seed=0, sync_batch_norm=False,
-                 ema_kimg=0.0, ema_rampup=0.05, diffaugment="", r1_gamma=0.0, **kwargs):
+                 ema_kimg=0.0, ema_rampup=0.05, diffaugment="", r1_gamma=0.0, d_norm="batch", **kwargs):
         """`sync_batch_norm`: batch statistics over the global batch under tf.distribute.
 
         `ema_kimg` > 0 keeps an average of G's weights with that half-life in thousands of
         images, ramped up as `ema_rampup` says (zoo.ema); samples, grids and exports use it.
         `diffaugment`: comma-separated zoo.augment transforms applied to all of D's inputs.
-        `r1_gamma` > 0 adds the R1 penalty to D's loss.
+        `r1_gamma` > 0 adds the R1 penalty to D's loss. `d_norm`: D's normalisation, one of D_NORMS.
         """
         super().__init__(**kwargs)
         self.image_size, self.channels = image_size, channels
         self.latent_dim, self.base_filters, self.seed = latent_dim, base_filters, seed
         self.sync_batch_norm, self.ema_kimg, self.ema_rampup = sync_batch_norm, ema_kimg, ema_rampup
-        self.diffaugment, self.r1_gamma = diffaugment, r1_gamma
+        self.diffaugment, self.r1_gamma, self.d_norm = diffaugment, r1_gamma, d_norm
         self.augment_policy = augment.parse_policy(diffaugment)
         self.generator = self.build_generator("generator")
         self.discriminator = self.build_discriminator()
@@ -147,7 +162,8 @@ class DCGAN(keras.Model):
                                self.sync_batch_norm, name)
 
     def build_discriminator(self):
-        return build_discriminator(self.image_size, self.channels, self.base_filters, self.sync_batch_norm)
+        return build_discriminator(self.image_size, self.channels, self.base_filters, self.sync_batch_norm,
+                                   self.d_norm)
 
     @classmethod
     def from_run(cls, config, source):
@@ -158,13 +174,14 @@ class DCGAN(keras.Model):
     def training_options(config):
         return dict(base_filters=config.base_filters, seed=config.seed, sync_batch_norm=config.sync_batch_norm,
                     ema_kimg=config.ema_kimg, ema_rampup=config.ema_rampup, diffaugment=config.diffaugment,
-                    r1_gamma=config.r1_gamma)
+                    r1_gamma=config.r1_gamma, d_norm=config.d_norm)
 
     def get_config(self):
         return {**super().get_config(), "image_size": self.image_size, "channels": self.channels,
                 "latent_dim": self.latent_dim, "base_filters": self.base_filters, "seed": self.seed,
                 "sync_batch_norm": self.sync_batch_norm, "ema_kimg": self.ema_kimg,
-                "ema_rampup": self.ema_rampup, "diffaugment": self.diffaugment, "r1_gamma": self.r1_gamma}
+                "ema_rampup": self.ema_rampup, "diffaugment": self.diffaugment, "r1_gamma": self.r1_gamma,
+                "d_norm": self.d_norm}
 
     def compile(self, d_optimizer, g_optimizer, **kwargs):
         # optimizer=None: Keras's own default would build an RMSprop over every variable,

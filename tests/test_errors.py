@@ -246,8 +246,9 @@ DIRECT_CASES = {
     "config.json with an unknown key": (
         "train.py", ["--workdir=$TMP/unknownkey"], saved_config("unknownkey"),
         "error: $TMP/unknownkey/config.json: unknown config keys ['epoch']; known: ['base_filters', 'batch_size', "
-        "'beta_1', 'cache_dir', 'checkpoint_every', 'condition_on', 'data_dir', 'dataset', 'diffaugment', "
-        "'ema_kimg', 'ema_rampup', 'epochs', 'eval_every', 'eval_samples', 'features', 'image_size', 'inception', "
+        "'beta_1', 'cache_dir', 'checkpoint_every', 'condition_on', 'd_norm', 'data_dir', 'dataset', "
+        "'diffaugment', 'ema_kimg', 'ema_rampup', 'epochs', 'eval_every', 'eval_samples', 'features', 'image_size', "
+        "'inception', "
         "'iw_samples', 'keep_checkpoints', 'kl_weight', 'latent_dim', 'learning_rate', 'likelihood', 'manual_dir', "
         "'model', 'num_samples', 'precision', 'r1_gamma', 'seed', 'steps_per_epoch', 'steps_per_execution', "
         "'strategy', 'sync_batch_norm', 'workdir', 'xla']; fix or delete that file"),

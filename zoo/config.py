@@ -12,6 +12,7 @@ from zoo.errors import UsageError
 
 LIKELIHOODS = ("auto", "bernoulli", "logistic")
 FEATURE_NETWORKS = ("domain", "inception")
+D_NORMS = ("batch", "layer", "none")  # the GANs' discriminator normalisation (zoo.models.dcgan)
 # What a field left at None gets unless the model's `config_defaults` say otherwise: the DCGAN paper's.
 MODEL_DEFAULTS = {"learning_rate": 2e-4, "beta_1": 0.5, "latent_dim": 100, "epochs": 20}
 EVAL_EVERY_DEFAULT = 500  # steps; evaluating 2000 samples costs about 5% of the steps between (docs/results.md)
@@ -60,6 +61,7 @@ class Config:
     ema_rampup: float = 0.05  # GANs: the half-life is at most this share of the images seen so far; 0: no cap
     diffaugment: str = "color,translation,cutout"  # GANs: DiffAugment transforms of D's inputs; "": none
     r1_gamma: float = 0.0  # GANs: weight of the R1 penalty on D's real-image gradients; 0: off
+    d_norm: str = "batch"  # GANs: D's normalisation, one of D_NORMS
     # Evaluation (zoo.evaluate, zoo.features)
     eval_every: Optional[int] = None  # steps between scores during training; 0: off; None: EVAL_EVERY_DEFAULT
     # for datasets the domain features can score (labelled), else off
@@ -103,6 +105,8 @@ class Config:
             if not getattr(self, name) >= 0:
                 raise UsageError(f"{name} must be >= 0, got {getattr(self, name)}")
         augment.parse_policy(self.diffaugment)
+        if self.d_norm not in D_NORMS:
+            raise UsageError(f"d_norm must be one of {', '.join(D_NORMS)}, got {self.d_norm!r}")
         if self.eval_every is not None and self.eval_every < 0:
             raise UsageError(f"eval_every must be >= 0 (0: off), got {self.eval_every}")
         if self.eval_samples < 2:
