@@ -87,7 +87,7 @@ def _discriminator_norm(d_norm, sync_batch_norm):
 
 
 def discriminator_features(images, image_size, base_filters, sync_batch_norm, d_norm="batch"):
-    """D's stride-2 convolutions on the image tensor, flattened (the features its logit reads)."""
+    """D's stride-2 convolutions on the image tensor: its last 4x4 feature map."""
     x = images
     for i in range(_num_upsamples(image_size)):
         normalize = _discriminator_norm(d_norm, sync_batch_norm) if i > 0 else None
@@ -96,13 +96,14 @@ def discriminator_features(images, image_size, base_filters, sync_batch_norm, d_
         if normalize is not None:
             x = normalize(x)
         x = keras.layers.LeakyReLU(0.2)(x)
-    return keras.layers.Flatten()(x)
+    return x
 
 
 def build_discriminator(image_size, channels, base_filters, sync_batch_norm=False, d_norm="batch"):
     """image -> one logit."""
     images = keras.Input((image_size, image_size, channels), name="images")
-    features = discriminator_features(images, image_size, base_filters, sync_batch_norm, d_norm)
+    features = keras.layers.Flatten()(discriminator_features(images, image_size, base_filters, sync_batch_norm,
+                                                              d_norm))
     logits = keras.layers.Dense(1, kernel_initializer=_conv_init(), dtype="float32", name="logits")(features)
     return keras.Model(images, logits, name="discriminator")
 

@@ -61,7 +61,7 @@ class Config:
     ema_rampup: float = 0.05  # GANs: the half-life is at most this share of the images seen so far; 0: no cap
     diffaugment: str = "color,translation,cutout"  # GANs: DiffAugment transforms of D's inputs; "": none
     r1_gamma: float = 0.0  # GANs: weight of the R1 penalty on D's real-image gradients; 0: off
-    d_norm: str = "batch"  # GANs: D's normalisation, one of D_NORMS
+    d_norm: str = "layer"  # GANs: D's normalisation, one of D_NORMS (layer: measured best, docs/results.md)
     # Evaluation (zoo.evaluate, zoo.features)
     eval_every: Optional[int] = None  # steps between scores during training; 0: off; None: EVAL_EVERY_DEFAULT
     # for datasets the domain features can score (labelled), else off
