@@ -112,8 +112,10 @@ def build_generator(image_size, channels, latent_dim, base_filters, num_classes,
     return keras.Model([z, labels], images, name=name)
 
 
-def build_discriminator(image_size, channels, base_filters, num_classes, sync_batch_norm=False, d_norm="batch"):
-    """(image, label) -> one logit, w . phi(x) + embed(y) . phi(x)."""
+def build_discriminator(image_size, channels, base_filters, num_classes, sync_batch_norm=False, d_norm="batch",
+                        class_head=False):
+    """(image, label) -> one logit, w . phi(x) + embed(y) . phi(x); with `class_head`, also the class logits
+    V phi(x) of an auxiliary classifier."""
     images = keras.Input((image_size, image_size, channels), name="images")
     labels = keras.Input((), dtype="int32", name="labels")
     # Summed over positions, as in Miyato and Koyama's phi: a shape's class does not depend on where it
@@ -123,8 +125,12 @@ def build_discriminator(image_size, channels, base_filters, num_classes, sync_ba
     unconditional = keras.layers.Dense(1, dtype="float32", name="logits",
                                        kernel_initializer=keras.initializers.RandomNormal(0.0, 0.02))(features)
     projection = Projection(num_classes, dtype="float32", name="projection")([features, labels])
-    logits = keras.layers.Add(dtype="float32")([unconditional, projection])
-    return keras.Model([images, labels], logits, name="discriminator")
+    logits = keras.layers.Add(dtype="float32", name="judgement")([unconditional, projection])
+    if not class_head:
+        return keras.Model([images, labels], logits, name="discriminator")
+    class_logits = keras.layers.Dense(num_classes, dtype="float32", name="class_logits",
+                                      kernel_initializer=keras.initializers.RandomNormal(0.0, 0.02))(features)
+    return keras.Model([images, labels], [logits, class_logits], name="discriminator")
 
 
 @MODELS.register("cgan")
@@ -133,13 +139,18 @@ class ConditionalGAN(DCGAN):
     """A GAN whose generator draws the asked class and whose discriminator judges image and label together.
 
     Training (losses, EMA, DiffAugment, R1) is the DCGAN's; the batch's labels go to both networks.
+    `class_loss` = lambda > 0 adds an auxiliary classifier (AC-GAN, Odena et al. 2017) on D's
+    features, trained on real images only (so it learns the classes as the data draws them, not
+    as G does): D's loss gains lambda CE(C(x), y), G's lambda CE(C(G(z, y)), y).
     """
 
     needs_labels = True
 
-    def __init__(self, num_classes=2, **kwargs):
+    def __init__(self, num_classes=2, class_loss=0.0, **kwargs):
         self.num_classes = num_classes  # read by the network builders that the DCGAN's __init__ calls
+        self.class_loss = class_loss
         super().__init__(**kwargs)
+        self.class_tracker = keras.metrics.Mean(name="class_loss")
 
     def build_generator(self, name):
         return build_generator(self.image_size, self.channels, self.latent_dim, self.base_filters,
@@ -147,15 +158,31 @@ class ConditionalGAN(DCGAN):
 
     def build_discriminator(self):
         return build_discriminator(self.image_size, self.channels, self.base_filters, self.num_classes,
-                                   self.sync_batch_norm, self.d_norm)
+                                   self.sync_batch_norm, self.d_norm, class_head=self.class_loss > 0)
 
     @classmethod
     def from_run(cls, config, source):
         return cls(image_size=config.image_size, channels=source.channels, latent_dim=config.latent_dim,
-                   num_classes=source.num_classes, **cls.training_options(config))
+                   num_classes=source.num_classes, class_loss=config.class_loss, **cls.training_options(config))
 
     def get_config(self):
-        return {**super().get_config(), "num_classes": self.num_classes}
+        return {**super().get_config(), "num_classes": self.num_classes, "class_loss": self.class_loss}
+
+    @property
+    def metrics(self):
+        return super().metrics + ([self.class_tracker] if self.class_loss else [])
+
+    def discriminate(self, images, batch, training):
+        outputs = self.discriminator([images, batch["labels"]], training=training)
+        return tuple(outputs) if self.class_loss else (outputs, None)
+
+    def class_term(self, class_logits, batch):
+        """lambda times the mean cross-entropy of D's class logits against the batch's labels; 0 when off."""
+        if not self.class_loss:
+            return 0.0
+        cross_entropy = tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(batch["labels"], class_logits))
+        self.class_tracker.update_state(cross_entropy)  # D's on real images, then G's on its own
+        return self.class_loss * cross_entropy
 
     def with_condition(self, x, batch):
         return [x, batch["labels"]]
