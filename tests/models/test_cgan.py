@@ -100,21 +100,21 @@ CLASS_SCORED = 600  # generated images, 100 per class
 
 @pytest.fixture(scope="module")
 def class_scores(tiny_config, shapes_feature_cache, tmp_path_factory):
-    """A narrow cGAN trained CLASS_TRAINING_STEPS steps on shapes with the default techniques (EMA, DiffAugment,
-    layer-normalised D), scored by the briefly trained shapes classifier."""
+    """A narrow cGAN trained CLASS_TRAINING_STEPS steps of 32 on shapes with the default techniques, its samples
+    scored by the briefly trained shapes classifier of tests/conftest.py."""
     config = tiny_config(tmp_path_factory.mktemp("cgan_classes"), model="cgan", dataset="shapes", batch_size=32,
                          steps_per_epoch=CLASS_TRAINING_STEPS, latent_dim=32, base_filters=16, eval_every=0,
                          cache_dir=shapes_feature_cache, steps_per_execution=50)
     model = zoo.train(config)
     scores = scoring.evaluate_model(config, get_source(config), scoring.model_sampler(model), CLASS_SCORED,
                                     progress=False)
-    print(f"class accuracy {scores['class_accuracy']:.3f}, on real test images {scores['class_accuracy_real']:.3f}")
+    print(f"class accuracy {scores['class_accuracy']:.3f}; on real test images {scores['class_accuracy_real']:.3f}")
     return scores
 
 
 def test_generated_images_are_classified_as_their_asked_class_well_above_chance(class_scores):
-    """Chance is 1/6 = 0.167; the classifier itself scores CLASS_CEILING-ish on real test images."""
-    assert class_scores["class_accuracy"] >= 0.35  # measured: see the comment of the constant's value below
+    """The label steers G within a few hundred steps: chance is 1/6."""
+    assert class_scores["class_accuracy"] >= THRESHOLD  # MEASURED
 
 
 def test_a_dataset_without_labels_fails_before_anything_is_built(tmp_path, monkeypatch):
