@@ -232,13 +232,14 @@ class DCGAN(keras.Model):
         return augment.diff_augment(images, self.augment_policy, self.seed_generator.next())
 
     def discriminator_loss(self, real, fake, batch):
-        """Mean of -log D(x) - log(1 - D(G(z))) over the batch, plus the R1 penalty when it is on."""
+        """Mean of -log D(x) - log(1 - D(G(z))) over the batch, plus class_term's and the R1 penalty when on."""
         real, fake = self.augment(real), self.augment(fake)
         # R1 first: the training-mode passes below move the moving statistics it reads.
         penalty = tf.reduce_mean(self.r1_penalties(real, batch)) if self.r1_gamma else 0.0
         real_logits, real_classes = self.discriminate(real, batch, training=True)
         fake_logits, _ = self.discriminate(fake, batch, training=True)
-        loss = tf.reduce_mean(losses.discriminator_loss(real_logits, fake_logits)) + self.class_term(real_classes, batch)
+        loss = tf.reduce_mean(losses.discriminator_loss(real_logits, fake_logits))
+        loss += self.class_term(real_classes, batch)
         if not self.r1_gamma:
             return loss
         self.r1_tracker.update_state(penalty)
@@ -258,7 +259,7 @@ class DCGAN(keras.Model):
         return losses.r1_penalty(tape.gradient(summed, real), self.r1_gamma)
 
     def generator_loss(self, batch, batch_size):
-        """Mean of the non-saturating -log D(G(z)) over the batch."""
+        """Mean of the non-saturating -log D(G(z)) over the batch, plus class_term's."""
         fake = self.generator(self.with_condition(self.latents(batch_size), batch), training=True)
         logits, classes = self.discriminate(self.augment(fake), batch, training=True)
         return tf.reduce_mean(losses.generator_loss(logits)) + self.class_term(classes, batch)
