@@ -83,6 +83,27 @@ def test_discriminator_loss_is_the_dcgan_formula():
     assert float(model.train_step(BATCH)["d_loss"]) == pytest.approx(2 * math.log(2), rel=1e-5)
 
 
+def test_class_loss_adds_lambda_times_the_auxiliary_cross_entropy_to_both_losses():
+    model = ConditionalGAN(image_size=SIZE, channels=3, latent_dim=LATENT, base_filters=8, num_classes=CLASSES,
+                           class_loss=0.5)
+    model.compile(d_optimizer=keras.optimizers.Adam(2e-4, beta_1=0.5),
+                  g_optimizer=keras.optimizers.Adam(2e-4, beta_1=0.5))
+    for name in ("logits", "class_logits"):  # D(x, y) = 1/2 and C(x) uniform for every image
+        model.discriminator.get_layer(name).kernel.assign(tf.zeros_like(model.discriminator.get_layer(name).kernel))
+    model.discriminator.get_layer("projection").embedding.assign(
+        tf.zeros_like(model.discriminator.get_layer("projection").embedding))
+    logs = model.train_step(BATCH)
+    # D: 2 log 2 + 0.5 log 6 (its classifier on real images); the tracker holds the mean of D's and G's CE.
+    assert float(logs["d_loss"]) == pytest.approx(2 * math.log(2) + 0.5 * math.log(CLASSES), rel=1e-5)
+    assert float(logs["class_loss"]) == pytest.approx(math.log(CLASSES), rel=0.05)
+
+
+def test_without_class_loss_d_has_no_classifier_head():
+    model = _cgan()  # class_loss 0: the projection discriminator alone
+    assert "class_loss" not in [m.name for m in model.metrics]
+    assert "class_logits" not in [layer.name for layer in model.discriminator.layers]
+
+
 def test_grid_has_one_row_per_class_with_the_same_latents_in_each_column():
     model = _cgan()
     z, labels = model.grid_inputs(64, seed=0)
