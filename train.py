@@ -22,7 +22,7 @@ from absl import app, flags  # noqa: E402
 
 import zoo  # noqa: E402
 from zoo import cli, device  # noqa: E402
-from zoo.config import EVAL_EVERY_DEFAULT, FEATURE_NETWORKS, LIKELIHOODS  # noqa: E402
+from zoo.config import D_NORMS, EVAL_EVERY_DEFAULT, FEATURE_NETWORKS, LIKELIHOODS  # noqa: E402
 from zoo.datasets.pipelines import parse_dataset_name  # noqa: E402
 from zoo.errors import Diverged, Interrupted, UsageError  # noqa: E402
 
@@ -95,6 +95,12 @@ flags.DEFINE_float("r1_gamma", DEFAULTS.r1_gamma,
                    "GANs: gamma of the R1 penalty (gamma/2) E||grad_x D(x)||^2 on real images, added to D's "
                    "loss; D's batch norm uses its moving statistics there, so each gradient is one image's "
                    "own; 0: off.")
+flags.DEFINE_float("class_loss", DEFAULTS.class_loss,
+                   "cGAN: weight lambda of an auxiliary classifier on D's features (AC-GAN), trained on real "
+                   "images: D's loss gains lambda CE(C(x), y), G's lambda CE(C(G(z, y)), y); 0: off.")
+flags.DEFINE_enum("d_norm", DEFAULTS.d_norm, D_NORMS,
+                  "GANs: D's normalisation after its hidden convolutions: batch (the DCGAN paper's, statistics "
+                  "of each batch of real or of generated images), layer (each image's own), or none.")
 # Evaluation during training (zoo.evaluate)
 flags.DEFINE_integer("eval_every", None, f"Score FID/KID/(class accuracy) every N steps, keeping the best checkpoint "
                                          f"in <workdir>/checkpoints/best; 0: off. Default: {EVAL_EVERY_DEFAULT} for "

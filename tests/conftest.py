@@ -7,6 +7,8 @@ import pytest
 import tensorflow_datasets as tfds
 
 import zoo
+from zoo import features
+from zoo.datasets import get_source
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -71,3 +73,31 @@ def exported_runs(trained_runs, serving_batch_max, tmp_path_factory):
     export_dir = str(tmp_path_factory.mktemp("exports"))
     return export_dir, {name: export.export(export.load_trained(workdir), export_dir, name, serving_batch_max)
                         for name, workdir in trained_runs.items()}
+
+
+# A domain feature network for shapes (the classifier of the class-accuracy score), trained briefly once per
+# session into a temporary cache: shared by the scoring tests and the cGAN's.
+
+SHORT_TRAINING = 200  # steps of the domain network: seconds, and well above chance on shapes
+
+
+def train_shapes_features(cache_dir):
+    """The shapes domain network, trained SHORT_TRAINING steps into `cache_dir` (or loaded from it)."""
+    config = zoo.Config(dataset="shapes", cache_dir=str(cache_dir), batch_size=128)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(features, "DOMAIN_TRAIN_STEPS", SHORT_TRAINING)
+        return features.get(config, get_source(config))
+
+
+@pytest.fixture(scope="session")
+def shapes_features():
+    """train_shapes_features itself."""
+    return train_shapes_features
+
+
+@pytest.fixture(scope="session")
+def shapes_feature_cache(tmp_path_factory):
+    """A cache dir holding the shapes domain network at 32px, seed 0; pass it as cache_dir."""
+    cache_dir = tmp_path_factory.mktemp("feature_cache")
+    train_shapes_features(cache_dir)
+    return str(cache_dir)

@@ -113,7 +113,7 @@ CLI_CASES = {
                              "column 31 (char 30)); fix or delete that file"),
     "another model's run": ("train.py", ["--workdir=$TMP/run", "--model=vae", "--latent_dim=8", "--base_filters=8"],
                             "error: $TMP/run holds a run with other settings (beta_1=0.5 there, 0.9 now, "
-                            "learning_rate=0.0002 there, 0.001 now, model='dcgan' there, 'vae' now); pass the "
+                            "learning_rate=0.0005 there, 0.001 now, model='dcgan' there, 'vae' now); pass the "
                             "same flags to resume it, or another --workdir"),
     "truncated IDX file": (
         "train.py", ["--workdir=$TMP/w", "--dataset=mnist", "--manual_dir=$TMP/idx_truncated",
@@ -249,8 +249,9 @@ DIRECT_CASES = {
     "config.json with an unknown key": (
         "train.py", ["--workdir=$TMP/unknownkey"], saved_config("unknownkey"),
         "error: $TMP/unknownkey/config.json: unknown config keys ['epoch']; known: ['base_filters', 'batch_size', "
-        "'beta_1', 'cache_dir', 'checkpoint_every', 'condition_on', 'data_dir', 'dataset', 'diffaugment', "
-        "'ema_kimg', 'ema_rampup', 'epochs', 'eval_every', 'eval_samples', 'features', 'image_size', 'inception', "
+        "'beta_1', 'cache_dir', 'checkpoint_every', 'class_loss', 'condition_on', 'd_norm', 'data_dir', 'dataset', "
+        "'diffaugment', 'ema_kimg', 'ema_rampup', 'epochs', 'eval_every', 'eval_samples', 'features', 'image_size', "
+        "'inception', "
         "'iw_samples', 'keep_checkpoints', 'kl_weight', 'latent_dim', 'learning_rate', 'likelihood', 'manual_dir', "
         "'model', 'num_samples', 'precision', 'r1_gamma', 'seed', 'steps_per_epoch', 'steps_per_execution', "
         "'strategy', 'sync_batch_norm', 'workdir', 'xla']; fix or delete that file"),

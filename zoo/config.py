@@ -12,6 +12,7 @@ from zoo.errors import UsageError
 
 LIKELIHOODS = ("auto", "bernoulli", "logistic")
 FEATURE_NETWORKS = ("domain", "inception")
+D_NORMS = ("batch", "layer", "none")  # the GANs' discriminator normalisation (zoo.models.dcgan)
 # What a field left at None gets unless the model's `config_defaults` say otherwise: the DCGAN paper's.
 MODEL_DEFAULTS = {"learning_rate": 2e-4, "beta_1": 0.5, "latent_dim": 100, "epochs": 20}
 EVAL_EVERY_DEFAULT = 500  # steps; evaluating 2000 samples costs about 5% of the steps between (docs/results.md)
@@ -59,8 +60,11 @@ class Config:
     sync_batch_norm: Optional[bool] = None
     ema_kimg: float = 10.0  # GANs: half-life of G's weight average in thousands of images; 0: no average
     ema_rampup: float = 0.05  # GANs: the half-life is at most this share of the images seen so far; 0: no cap
-    diffaugment: str = "color,translation,cutout"  # GANs: DiffAugment transforms of D's inputs; "": none
+    diffaugment: str = "color,translation"  # GANs: DiffAugment transforms of D's inputs; "": none (cutout: measured
+    # to hide the class, docs/results.md)
     r1_gamma: float = 0.0  # GANs: weight of the R1 penalty on D's real-image gradients; 0: off
+    class_loss: float = 1.0  # cGAN: weight of the auxiliary classifier's cross-entropy (AC-GAN); 0: off
+    d_norm: str = "layer"  # GANs: D's normalisation, one of D_NORMS (layer: measured best, docs/results.md)
     # Evaluation (zoo.evaluate, zoo.features)
     eval_every: Optional[int] = None  # steps between scores during training; 0: off; None: EVAL_EVERY_DEFAULT
     # for datasets the domain features can score (labelled), else off
@@ -100,10 +104,12 @@ class Config:
             raise UsageError(f"keep_checkpoints must be a positive integer, got {self.keep_checkpoints}")
         if self.iw_samples < 0:
             raise UsageError(f"iw_samples must be >= 0, got {self.iw_samples}")
-        for name in ("ema_kimg", "ema_rampup", "r1_gamma"):
+        for name in ("ema_kimg", "ema_rampup", "r1_gamma", "class_loss"):
             if not getattr(self, name) >= 0:
                 raise UsageError(f"{name} must be >= 0, got {getattr(self, name)}")
         augment.parse_policy(self.diffaugment)
+        if self.d_norm not in D_NORMS:
+            raise UsageError(f"d_norm must be one of {', '.join(D_NORMS)}, got {self.d_norm!r}")
         if self.eval_every is not None and self.eval_every < 0:
             raise UsageError(f"eval_every must be >= 0 (0: off), got {self.eval_every}")
         if self.eval_samples < 2:

@@ -12,7 +12,7 @@ import tensorflow as tf
 import tensorflow_datasets as tfds
 
 import zoo
-from zoo import export
+from zoo import export, scoring
 from zoo.datasets import get_source, make_dataset
 from zoo.errors import UsageError
 from zoo.models.cgan import ConditionalGAN
@@ -83,6 +83,27 @@ def test_discriminator_loss_is_the_dcgan_formula():
     assert float(model.train_step(BATCH)["d_loss"]) == pytest.approx(2 * math.log(2), rel=1e-5)
 
 
+def test_class_loss_adds_lambda_times_the_auxiliary_cross_entropy_to_both_losses():
+    model = ConditionalGAN(image_size=SIZE, channels=3, latent_dim=LATENT, base_filters=8, num_classes=CLASSES,
+                           class_loss=0.5)
+    model.compile(d_optimizer=keras.optimizers.Adam(2e-4, beta_1=0.5),
+                  g_optimizer=keras.optimizers.Adam(2e-4, beta_1=0.5))
+    for name in ("logits", "class_logits"):  # D(x, y) = 1/2 and C(x) uniform for every image
+        model.discriminator.get_layer(name).kernel.assign(tf.zeros_like(model.discriminator.get_layer(name).kernel))
+    model.discriminator.get_layer("projection").embedding.assign(
+        tf.zeros_like(model.discriminator.get_layer("projection").embedding))
+    logs = model.train_step(BATCH)
+    # D: 2 log 2 + 0.5 log 6 (its classifier on real images); the tracker holds the mean of D's and G's CE.
+    assert float(logs["d_loss"]) == pytest.approx(2 * math.log(2) + 0.5 * math.log(CLASSES), rel=1e-5)
+    assert float(logs["class_loss"]) == pytest.approx(math.log(CLASSES), rel=0.05)
+
+
+def test_without_class_loss_d_has_no_classifier_head():
+    model = _cgan()  # class_loss 0: the projection discriminator alone
+    assert "class_loss" not in [m.name for m in model.metrics]
+    assert "class_logits" not in [layer.name for layer in model.discriminator.layers]
+
+
 def test_grid_has_one_row_per_class_with_the_same_latents_in_each_column():
     model = _cgan()
     z, labels = model.grid_inputs(64, seed=0)
@@ -92,6 +113,30 @@ def test_grid_has_one_row_per_class_with_the_same_latents_in_each_column():
     for label in range(CLASSES):
         np.testing.assert_allclose(grid[label], model.generate(columns, tf.fill([len(columns)], label), False),
                                    atol=1e-6)
+
+
+CLASS_TRAINING_STEPS = 300
+CLASS_SCORED = 600  # generated images, 100 per class
+
+
+@pytest.fixture(scope="module")
+def class_scores(tiny_config, shapes_feature_cache, tmp_path_factory):
+    """A narrow cGAN trained CLASS_TRAINING_STEPS steps of 32 on shapes with the default techniques, its samples
+    scored by the briefly trained shapes classifier of tests/conftest.py."""
+    config = tiny_config(tmp_path_factory.mktemp("cgan_classes"), model="cgan", dataset="shapes", batch_size=32,
+                         steps_per_epoch=CLASS_TRAINING_STEPS, latent_dim=32, base_filters=16, eval_every=0,
+                         cache_dir=shapes_feature_cache, steps_per_execution=50)
+    model = zoo.train(config)
+    scores = scoring.evaluate_model(config, get_source(config), scoring.model_sampler(model), CLASS_SCORED,
+                                    progress=False)
+    print(f"class accuracy {scores['class_accuracy']:.3f}; on real test images {scores['class_accuracy_real']:.3f}")
+    return scores
+
+
+def test_generated_images_are_classified_as_their_asked_class_well_above_chance(class_scores):
+    """The label steers G within a few hundred steps: chance is 1/6, the classifier scores 0.935 on real images."""
+    # Measured 0.322 (seed 0, 2026-11-24; 0.265 after 450 steps: short runs swing); label-blind G: about 0.17.
+    assert class_scores["class_accuracy"] >= 0.25
 
 
 def test_a_dataset_without_labels_fails_before_anything_is_built(tmp_path, monkeypatch):

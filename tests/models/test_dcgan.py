@@ -261,3 +261,13 @@ def test_a_step_the_loss_scaler_skips_still_counts_as_a_step():
     dcgan.train_step(_hand_made_batch())
     assert int(dcgan.g_optimizer.iterations) == 0  # the scaler did skip it
     assert int(dcgan.step) == 1
+
+
+@pytest.mark.parametrize("d_norm,kind,count", [("batch", "BatchNormalization", 2), ("layer", "LayerNormalization", 2),
+                                               ("none", None, 0)])
+def test_d_norm_chooses_the_normalisation_of_d_hidden_convolutions(d_norm, kind, count):
+    kinds = [type(layer).__name__ for layer in DCGAN(image_size=32, channels=3, latent_dim=8, base_filters=4,
+                                                     d_norm=d_norm).discriminator.layers]
+    norms = [k for k in kinds if "Normalization" in k]
+    assert len(norms) == count and set(norms) <= {kind}
+    assert kinds[:3] == ["InputLayer", "Conv2D", "LeakyReLU"]  # never on the input layer
