@@ -75,9 +75,10 @@ def make_strategy(name):
 def auto_settings(gpu_compute_capability=None):
     """(precision, XLA) for auto: the fastest measured per device type; None: no GPU.
 
-    CPU: XLA is 1.16-1.3x faster in float32 (docs/benchmarks.md). mixed_bfloat16 with XLA
-    measured faster still, but costs precision that the quality measurements must
-    justify first; without XLA, oneDNN has no native bfloat16 on AVX2 and it is 7x slower.
+    CPU: XLA makes the float32 step 1.5-1.9x faster (docs/benchmarks.md, quiet 2-core CPU).
+    mixed_bfloat16 with XLA is slower for the GANs and faster for the VAE only, whose test
+    likelihood in bfloat16 is unmeasured; without XLA, oneDNN has no native bfloat16 on AVX2
+    and it is 7x slower.
     """
     if gpu_compute_capability is None:
         return "float32", True
