@@ -13,8 +13,8 @@ shared embedding, G then answering the label with colours, as D's features sorte
 not shapes). The classifier, which only real images train, points G at the shapes. The
 losses stay the textbook ones, plus lambda CE when --class_loss = lambda > 0.
 
-    python train.py --model=cgan   # shapes, 2340 steps of 64; on the 2-core CPU, shared with two other
-        # processes, 0.13-0.3 s a step (no quiet timing). Expect (seed 0): each grid row its class, all six
+    python train.py --model=cgan   # shapes, 2320 steps of 64; about 3.5 min on a quiet 2-core CPU (its
+        # step times as the DCGAN's: docs/benchmarks.md). Expect (seed 0): each grid row its class, all six
         # shapes; class accuracy 0.970 of 2000 samples, the classifier's own on real images 0.988
     python train.py --model=cgan --dataset=fashion_mnist --epochs=3 --steps_per_epoch=300
     python train.py --model=cgan --dataset=celeb_a --condition_on=Smiling,Male --image_size=64

@@ -8,8 +8,8 @@ one image; docs/results.md). No pooling, no fully connected hidden layers.
 Widths are the paper's: b = --base_filters in D's first and G's last hidden
 convolution, doubling per layer inwards (64 px, b = 128: G 1024-512-256-128).
 
-    python train.py                  # DCGAN on shapes: 5 epochs, 2340 steps of 64; on the 2-core CPU,
-        # shared with two other processes, 0.13-0.3 s a step (about 5-10 min; no quiet timing made)
+    python train.py                  # DCGAN on shapes: 5 epochs, 2320 steps of 64; 3.5 min on a quiet
+        # 2-core CPU (README, measured 2026-11-24), the dataset prepared
     python train.py --model=dcgan --dataset=celeb_a --image_size=64 --base_filters=128
     python train.py --ema_kimg=0 --diffaugment= --noxla --d_norm=batch --learning_rate=2e-4   # the paper's plain recipe
 
