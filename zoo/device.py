@@ -151,7 +151,7 @@ def agreement(strategy):
 
     def agree(due):
         def replica_fn():
-            return tf.distribute.get_replica_context().all_reduce("MAX", tf.constant(float(due)))
+            return tf.distribute.get_replica_context().all_reduce("SUM", tf.constant(float(due)))  # MAX: no such op
 
         return float(strategy.experimental_local_results(strategy.run(replica_fn))[0]) > 0
 
