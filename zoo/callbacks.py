@@ -149,6 +149,7 @@ class Checkpoint(keras.callbacks.Callback):
         self.steps_per_epoch, self.batch_size = steps_per_epoch, batch_size
         self.every_steps, self.every_seconds = interval
         self.before_first_save, self.keras_path = before_first_save, keras_path
+        self.keras_epoch = None  # the epoch whose end this process wrote model.keras at
         self.agree = agree  # multi-worker: every worker must decide alike whether to save
         self.last_saved = manager.latest_checkpoint
         self.last_save_time = time.monotonic()
@@ -179,8 +180,12 @@ class Checkpoint(keras.callbacks.Callback):
             self.progress.epoch_steps.assign(0)
         self.save(step)
         if complete and not self.model.stop_training:
-            with files.written_aside(self.keras_path) as partial:
-                self.model.save(partial)
+            self.save_keras(epoch + 1)
+
+    def save_keras(self, epochs_done):
+        with files.written_aside(self.keras_path) as partial:
+            self.model.save(partial)
+        self.keras_epoch = epochs_done
 
     def _record(self):
         """Brings the progress counters up to the model's step; returns the step."""

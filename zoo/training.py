@@ -11,7 +11,7 @@ from zoo import callbacks, checkpoints, device, images, metrics, optim, scoring
 from zoo.checkpoints import checkpointer  # noqa: F401  also used by zoo.export
 from zoo.config import Config, parse_interval
 from zoo.errors import Interrupted, RunMismatchError, UsageError
-from zoo.files import remove_leftovers, write_text, written_aside
+from zoo.files import remove_leftovers, write_text
 from zoo.datasets import get_source, make_dataset
 from zoo.datasets import write_dataset_facts
 from zoo.registry import MODELS
@@ -186,6 +186,7 @@ def train(config):
             interval=parse_interval(config.checkpoint_every), keras_path=files["model.keras"],
             before_first_save=lambda: write_text(files["config.json"], config.to_json()),
             agree=device.agreement(policy.strategy))
+        saver.set_model(model)  # its save_keras serves the end of a run that fit nothing
         stop = callbacks.StopOnSignal(device.stop_signals(policy.strategy))
         grid = callbacks.SampleGrid(model.grid_inputs(config.num_samples, config.seed, first_test_images(source, config)),
                                     files["samples"], os.path.join(files["tensorboard"], "samples"))
@@ -227,8 +228,8 @@ def train(config):
         # --steps_per_epoch, lowered on resume, closed it without training).
         if not os.path.exists(grid.path(int(progress.epoch))):
             grid.draw(int(progress.epoch))
-        with written_aside(files["model.keras"]) as partial:
-            model.save(partial)
+        if saver.keras_epoch != int(progress.epoch):
+            saver.save_keras(int(progress.epoch))
         step = int(model.step.numpy())
         finished = final_evaluation(files, step) if step == trained_from else None
         # A finished run, run again: nothing new to score. Only the chief holds eval.json, and every
