@@ -29,24 +29,31 @@ from zoo.errors import Diverged, Interrupted, UsageError  # noqa: E402
 DEFAULTS = zoo.Config()
 FLAGS = flags.FLAGS
 
+
+def per_model(field):
+    """Help text naming each model's default of a field whose default depends on the model."""
+    return "Default per model: " + ", ".join(f"{name} {getattr(zoo.Config(model=name), field):g}"
+                                             for name in zoo.MODELS.names()) + "."
+
 flags.DEFINE_string("model", DEFAULTS.model, f"Model to train, one of: {', '.join(zoo.MODELS.names())}.")
 flags.DEFINE_string("dataset", DEFAULTS.dataset,
                     f"Dataset, one of: {', '.join(zoo.DATASETS.names())}; 'folder:PATH' for a folder of images.")
 flags.DEFINE_integer("image_size", DEFAULTS.image_size, "Side of the square images trained on: 32 or 64.")
 flags.DEFINE_integer("batch_size", DEFAULTS.batch_size, "Global batch size, split over the replicas.")
-flags.DEFINE_integer("epochs", DEFAULTS.epochs, "Total epochs; a resumed run trains up to this number.")
+flags.DEFINE_integer("epochs", None, "Total epochs; a resumed run trains up to this number. " + per_model("epochs"))
 flags.DEFINE_integer("steps_per_epoch", DEFAULTS.steps_per_epoch,
                      "Cap on the steps of an epoch, for quick runs; 0: one pass over the training split.")
-flags.DEFINE_integer("latent_dim", DEFAULTS.latent_dim, "Size of the latent vector z.")
+flags.DEFINE_integer("latent_dim", None, "Size of the latent vector z. " + per_model("latent_dim"))
 flags.DEFINE_integer("base_filters", DEFAULTS.base_filters,
                      "Width of the networks: filters of D's first and G's last hidden convolution.")
-flags.DEFINE_float("learning_rate", DEFAULTS.learning_rate, "Adam learning rate (model default if not given).")
-flags.DEFINE_float("beta_1", DEFAULTS.beta_1, "Adam beta_1 (model default if not given).")
+flags.DEFINE_float("learning_rate", None, "Adam learning rate. " + per_model("learning_rate"))
+flags.DEFINE_float("beta_1", None, "Adam beta_1. " + per_model("beta_1"))
 flags.DEFINE_string("workdir", None, "Run directory: flags, checkpoints, samples, metrics, TensorBoard logs. "
                                      "Default: runs/<model>_<dataset>.")
 flags.DEFINE_integer("seed", DEFAULTS.seed, "Seed of weights, noise, shuffling and the fixed sample grid.")
-flags.DEFINE_boolean("xla", None, "Compile the train step with XLA (--xla/--noxla). Default: on (measured "
-                                   "faster on CPU and GPU), off when mirroring over logical CPUs.")
+flags.DEFINE_boolean("xla", None, "Compile the train step with XLA (--xla/--noxla). Default: on with one "
+                                   "replica (measured faster on CPU, docs/benchmarks.md), off with several "
+                                   "(unverified there).")
 flags.DEFINE_enum("precision", DEFAULTS.precision, device.PRECISIONS,
                   "Compute precision; auto: float32 on a CPU; on a GPU mixed_bfloat16 from compute capability "
                   "8.0, else mixed_float16 (see docs/benchmarks.md).")
@@ -104,7 +111,8 @@ flags.DEFINE_enum("d_norm", DEFAULTS.d_norm, D_NORMS,
 # Evaluation during training (zoo.evaluate)
 flags.DEFINE_integer("eval_every", None, f"Score FID/KID/(class accuracy) every N steps, keeping the best checkpoint "
                                          f"in <workdir>/checkpoints/best; 0: off. Default: {EVAL_EVERY_DEFAULT} for "
-                                         f"labelled datasets (about 5% of the training time), off otherwise.")
+                                         f"labelled datasets, celeb_a and --features=inception (about 5% of the training "
+                                         f"time), off otherwise.")
 flags.DEFINE_integer("eval_samples", DEFAULTS.eval_samples, "Generated images each evaluation during training scores.")
 flags.DEFINE_enum("features", DEFAULTS.features, FEATURE_NETWORKS,
                   "Feature network of the scores: domain (a small CNN trained on the dataset's labels, cached) or "
@@ -116,7 +124,8 @@ flags.DEFINE_string("cache_dir", DEFAULTS.cache_dir, "Cache of domain feature ne
 # speed (issue 11)
 flags.DEFINE_integer("steps_per_execution", DEFAULTS.steps_per_execution,
                      "Train steps run per call from the host, so one host sync per that many steps; callbacks "
-                     "that act per batch (the non-finite-loss check) see every that many steps.")
+                     "that act per batch (the non-finite-loss check) see every that many steps. 1 with "
+                     "several replicas.")
 
 
 def _check(lookup):

@@ -17,7 +17,7 @@ from tqdm import tqdm
 from tensorflow_datasets.datasets.celeb_a.celeb_a_dataset_builder import ATTR_HEADINGS as CELEB_A_ATTRIBUTES
 
 from zoo.datasets import celeb_a_manual, idx, image_folder, shapes  # registers the builders with tfds
-from zoo.errors import DatasetUnavailableError, UsageError
+from zoo.errors import DatasetUnavailableError, RunMismatchError, UsageError
 from zoo.files import write_text
 from zoo.registry import DATASETS
 
@@ -83,7 +83,8 @@ DATASET_FACTS = "dataset.json"  # in the run directory
 
 
 def write_dataset_facts(source, workdir):
-    """Saves with the run what a model is built from besides its config: channels and classes.
+    """Saves with the run what a model is built from besides its config: channels, classes, and the
+    data's tfds name and version, which a resumed run must train on again.
 
     So a run exports on a machine without its training data (a `folder:` run,
     say). Written aside and renamed: a kill leaves the old file or the new one.
@@ -91,8 +92,29 @@ def write_dataset_facts(source, workdir):
     os.makedirs(workdir, exist_ok=True)
     path = os.path.join(workdir, DATASET_FACTS)
     facts = {"name": source.name, "channels": source.channels, "num_classes": source.num_classes,
-             "class_names": list(source.class_names)}
+             "class_names": list(source.class_names), "data": source.prepare().info.full_name}
+    trained_on = _saved_facts(path).get("data") if os.path.exists(path) else None
+    if trained_on not in (None, facts["data"]):  # None: a run from before the version was saved
+        raise RunMismatchError(f"{workdir} was trained on {trained_on}, and {source.name} is now {facts['data']} "
+                               f"(another version or other files): resume it with that data, or use another "
+                               f"--workdir")
     write_text(path, json.dumps(facts, indent=2))
+
+
+def _saved_facts(path):
+    try:
+        with open(path) as f:
+            facts = json.load(f)
+        if not isinstance(facts, dict):
+            raise TypeError(f"a JSON object expected, got {type(facts).__name__}")
+        return facts
+    except (OSError, ValueError, TypeError) as error:
+        raise _damaged(path, error) from None
+
+
+def _damaged(path, error):
+    return UsageError(f"{path} is damaged ({type(error).__name__}: {error}); delete it to read the facts from the "
+                      f"dataset itself")
 
 
 def read_dataset_facts(workdir):
@@ -100,14 +122,12 @@ def read_dataset_facts(workdir):
     path = os.path.join(workdir, DATASET_FACTS)
     if not os.path.exists(path):
         return None
+    facts = _saved_facts(path)
     try:
-        with open(path) as f:
-            facts = json.load(f)
         name, channels, num_classes, class_names = (facts[key] for key in
                                                     ("name", "channels", "num_classes", "class_names"))
-    except (OSError, ValueError, KeyError, TypeError) as error:
-        raise UsageError(f"{path} is damaged ({type(error).__name__}: {error}); delete it to read the "
-                         f"facts from the dataset itself") from None
+    except KeyError as error:
+        raise _damaged(path, error) from None
     if not (isinstance(channels, int) and channels in (1, 3) and isinstance(num_classes, int) and num_classes >= 0
             and isinstance(class_names, list) and all(isinstance(n, str) for n in class_names)):
         raise UsageError(f"{path} is damaged (channels 1 or 3, num_classes >= 0, class_names a list of "

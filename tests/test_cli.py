@@ -11,6 +11,15 @@ def test_help_documents_every_public_flag(run_script):
         assert f"--{name}:" in result.stdout or f"--[no]{name}:" in result.stdout, name
 
 
+def test_help_names_each_models_own_defaults(run_script):
+    # The VAE trains 20 epochs with Adam 1e-3/0.9 and 32 latents; the help once showed the DCGAN's for all.
+    help_text = " ".join(run_script("train.py", "--helpshort").stdout.split())
+    assert "Default per model: cgan 5, dcgan 5, vae 20." in help_text
+    assert "Default per model: cgan 0.0005, dcgan 0.0005, vae 0.001." in help_text
+    assert "Default per model: cgan 100, dcgan 100, vae 32." in help_text
+    assert "Default per model: cgan 0.5, dcgan 0.5, vae 0.9." in help_text
+
+
 @pytest.mark.parametrize("flag, message", [
     ("--model=gpt", "flag --model=gpt: unknown model 'gpt'; known: "),
     ("--dataset=imagenet", "flag --dataset=imagenet: unknown dataset 'imagenet'; known: "),

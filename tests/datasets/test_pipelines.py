@@ -1,12 +1,15 @@
 """The input pipeline: endless shuffled passes a resumed run can pick up mid-way, and the cache of
 decoded images (the rest of make_dataset is specified by the dataset tests)."""
+import json
 import os
+import types
 
 import numpy as np
 import pytest
 import tensorflow as tf
 
 from zoo.datasets import pipelines
+from zoo.errors import RunMismatchError
 from zoo.datasets.pipelines import shuffled_passes
 
 
@@ -99,3 +102,30 @@ def test_a_stream_started_k_examples_in_goes_on_as_the_uninterrupted_one():
 
 def test_the_seed_changes_the_order():
     assert not np.array_equal(_stream(0, 10, seed=0), _stream(0, 10, seed=1))
+
+
+def _source_of(full_name):
+    builder = types.SimpleNamespace(info=types.SimpleNamespace(full_name=full_name))
+    return pipelines.DataSource(name="shapes", channels=3, num_classes=6, prepare=lambda: builder,
+                                class_names=("circle", "square", "triangle", "star", "hexagon", "cross"))
+
+
+def test_a_run_records_the_data_version_it_trains_on(tmp_path):
+    pipelines.write_dataset_facts(_source_of("shapes/3.0.0"), str(tmp_path))
+    with open(tmp_path / pipelines.DATASET_FACTS) as f:
+        assert json.load(f)["data"] == "shapes/3.0.0"
+    pipelines.write_dataset_facts(_source_of("shapes/3.0.0"), str(tmp_path))  # the same data: resumes
+
+
+def test_a_run_refuses_to_resume_on_another_version_of_its_data(tmp_path):
+    # shapes 3.0.0 replaced 2.0.0: a run of 2.0.0 resumed on it would mix two datasets, and two feature
+    # networks' FIDs in one quality curve.
+    pipelines.write_dataset_facts(_source_of("shapes/2.0.0"), str(tmp_path))
+    with pytest.raises(RunMismatchError, match=r"trained on shapes/2.0.0, and shapes is now shapes/3.0.0"):
+        pipelines.write_dataset_facts(_source_of("shapes/3.0.0"), str(tmp_path))
+
+
+def test_a_run_from_before_versions_were_recorded_resumes(tmp_path):
+    (tmp_path / pipelines.DATASET_FACTS).write_text(json.dumps(
+        {"name": "shapes", "channels": 3, "num_classes": 6, "class_names": []}))
+    pipelines.write_dataset_facts(_source_of("shapes/3.0.0"), str(tmp_path))
