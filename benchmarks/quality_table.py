@@ -42,17 +42,31 @@ def rows(run_dir, ms_per_step):
     return out
 
 
+def parse(arg):
+    """'RUN_DIR:MS_PER_STEP' -> (RUN_DIR, MS_PER_STEP), or a one-line exit naming what is wrong."""
+    run_dir, _, ms = arg.rpartition(":")
+    try:
+        ms_per_step = float(ms)
+    except ValueError:
+        sys.exit(f"expected RUN_DIR:MS_PER_STEP, got {arg!r}")
+    path = os.path.join(run_dir, "eval.json")
+    if not os.path.isfile(path):
+        sys.exit(f"expected RUN_DIR:MS_PER_STEP with RUN_DIR/eval.json, got {arg!r}")
+    with open(path) as f:
+        if "fid" not in json.load(f):
+            sys.exit(f"{path} has no FID: score the run with `python -m zoo.evaluate --workdir={run_dir}`")
+    return run_dir, ms_per_step
+
+
 def main(argv):
     if len(argv) < 2:
         sys.exit(__doc__)
+    runs = [parse(arg) for arg in argv[1:]]
     print("| run | step | minutes alone | samples | FID | KID | precision | recall | class accuracy (real) "
           "| test -ELBO nats | scored |")
     print("|---|---|---|---|---|---|---|---|---|---|---|")
-    for arg in argv[1:]:
-        run_dir, _, ms = arg.rpartition(":")
-        if not run_dir or not os.path.isfile(os.path.join(run_dir, "eval.json")):
-            sys.exit(f"expected RUN_DIR:MS_PER_STEP with RUN_DIR/eval.json, got {arg!r}")
-        print("\n".join(rows(run_dir, float(ms))))
+    for run_dir, ms_per_step in runs:
+        print("\n".join(rows(run_dir, ms_per_step)))
 
 
 if __name__ == "__main__":

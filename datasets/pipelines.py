@@ -82,9 +82,27 @@ def get_source(config):
 DATASET_FACTS = "dataset.json"  # in the run directory
 
 
+def data_version(source):
+    """The tfds builder and version a source's examples come from, e.g. 'shapes 3.0.0': a run resumes on
+    the same. Not the builder's config name, which for a folder hashes its files' paths and times."""
+    info = source.prepare().info
+    return f"{info.name} {info.version}"
+
+
+def check_same_data(source, workdir):
+    """Refuses to resume a run on another version of its data (shapes 3.0.0 is not 2.0.0: two datasets
+    would mix in one run, and two feature networks' FIDs in one quality curve)."""
+    path = os.path.join(workdir, DATASET_FACTS)
+    trained_on = _saved_facts(path).get("data_version") if os.path.exists(path) else None
+    now = data_version(source)
+    if trained_on not in (None, now):  # None: a run from before versions were recorded
+        raise RunMismatchError(f"{workdir} was trained on {trained_on}, and {source.name} is now {now}: "
+                               f"use another --workdir")
+
+
 def write_dataset_facts(source, workdir):
     """Saves with the run what a model is built from besides its config: channels, classes, and the
-    data's tfds name and version, which a resumed run must train on again.
+    data's version (check_same_data), kept unknown for a run that began without it.
 
     So a run exports on a machine without its training data (a `folder:` run,
     say). Written aside and renamed: a kill leaves the old file or the new one.
@@ -92,12 +110,9 @@ def write_dataset_facts(source, workdir):
     os.makedirs(workdir, exist_ok=True)
     path = os.path.join(workdir, DATASET_FACTS)
     facts = {"name": source.name, "channels": source.channels, "num_classes": source.num_classes,
-             "class_names": list(source.class_names), "data": source.prepare().info.full_name}
-    trained_on = _saved_facts(path).get("data") if os.path.exists(path) else None
-    if trained_on not in (None, facts["data"]):  # None: a run from before the version was saved
-        raise RunMismatchError(f"{workdir} was trained on {trained_on}, and {source.name} is now {facts['data']} "
-                               f"(another version or other files): resume it with that data, or use another "
-                               f"--workdir")
+             "class_names": list(source.class_names)}
+    if not os.path.exists(path) or "data_version" in _saved_facts(path):
+        facts["data_version"] = data_version(source)
     write_text(path, json.dumps(facts, indent=2))
 
 

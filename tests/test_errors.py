@@ -37,6 +37,9 @@ def make_material(tmp):
     write_file(tmp / "afile", b"not a folder")
     os.makedirs(tmp / "empty")
     write_file(tmp / "run" / "config.json", run_config(workdir=str(tmp / "run")).encode())
+    write_file(tmp / "oldshapes" / "config.json", run_config(workdir=str(tmp / "oldshapes")).encode())
+    write_file(tmp / "oldshapes" / "dataset.json", json.dumps(
+        {"name": "shapes", "channels": 3, "num_classes": 6, "class_names": [], "data_version": "shapes 2.0.0"}).encode())
     write_file(tmp / "badjson" / "config.json", b'{"model": "dcgan", "epochs": 2')  # cut short
     write_file(tmp / "unknownkey" / "config.json", json.dumps({"model": "dcgan", "epoch": 3}).encode())
     write_file(tmp / "wrongtype" / "config.json", json.dumps({"model": "dcgan", "epochs": "20"}).encode())
@@ -115,6 +118,9 @@ CLI_CASES = {
                             "error: $TMP/run holds a run with other settings (beta_1=0.5 there, 0.9 now, "
                             "learning_rate=0.0005 there, 0.001 now, model='dcgan' there, 'vae' now); pass the "
                             "same flags to resume it, or another --workdir"),
+    "a run of another version of its data": (
+        "train.py", ["--workdir=$TMP/oldshapes", "--latent_dim=8", "--base_filters=8"],
+        "error: $TMP/oldshapes was trained on shapes 2.0.0, and shapes is now shapes 3.0.0: use another --workdir"),
     "truncated IDX file": (
         "train.py", ["--workdir=$TMP/w", "--dataset=mnist", "--manual_dir=$TMP/idx_truncated",
                      "--data_dir=$TMP/tfds"],

@@ -251,7 +251,7 @@ def test_a_run_exports_without_its_training_data(tmp_path, tiny_config):
     zoo.train(config)
     with open(tmp_path / "run" / "dataset.json") as f:
         assert json.load(f) == {"name": f"folder:{tmp_path / 'pics'}", "channels": 3, "num_classes": 0,
-                                "class_names": []}
+                                "class_names": [], "data_version": "image_folder 1.1.0"}
     shutil.rmtree(tmp_path / "pics")
     shutil.rmtree(tmp_path / "tfds")
     trained = export.load_trained(config.workdir)

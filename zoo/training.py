@@ -13,7 +13,7 @@ from zoo.config import Config, parse_interval
 from zoo.errors import Interrupted, RunMismatchError, UsageError
 from zoo.files import remove_leftovers, write_text
 from zoo.datasets import get_source, make_dataset
-from zoo.datasets import write_dataset_facts
+from zoo.datasets.pipelines import check_same_data, write_dataset_facts
 from zoo.registry import MODELS
 
 # Flags that may differ when a run is resumed; any other change would mix two experiments.
@@ -151,6 +151,8 @@ def train(config):
                             with_labels=model_class.needs_labels, skip_examples=skip_examples)
 
     _, num_examples = training_data(0)
+    if saved:
+        check_same_data(source, config.workdir)  # on every worker: all read the shared run directory
     steps = num_examples // config.batch_size
     if config.steps_per_epoch:
         steps = min(steps, config.steps_per_epoch) if steps else config.steps_per_epoch

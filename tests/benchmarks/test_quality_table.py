@@ -41,3 +41,16 @@ def test_the_vae_row_carries_its_test_negative_elbo(tmp_path):
 def test_a_run_without_eval_json_is_refused_in_one_line(tmp_path):
     with pytest.raises(SystemExit, match="RUN_DIR:MS_PER_STEP"):
         quality_table.main(["quality_table.py", f"{tmp_path}:80"])
+
+
+def test_a_run_train_py_scored_without_fid_is_sent_to_zoo_evaluate(tmp_path, capsys):
+    # The VAE's end of training writes eval.json with its test likelihood only.
+    run = _run_dir(tmp_path, {"step": 6000, "test_negative_elbo_nats": 331.6})
+    with pytest.raises(SystemExit, match="has no FID: score the run with `python -m zoo.evaluate"):
+        quality_table.main(["quality_table.py", f"{run}:40"])
+    assert capsys.readouterr().out == ""  # no half table
+
+
+def test_a_step_time_that_is_not_a_number_is_one_line(tmp_path):
+    with pytest.raises(SystemExit, match="expected RUN_DIR:MS_PER_STEP, got"):
+        quality_table.main(["quality_table.py", f"{tmp_path}:fast"])

@@ -9,7 +9,7 @@ import pytest
 import tensorflow as tf
 
 from zoo.datasets import pipelines
-from zoo.errors import RunMismatchError
+from zoo.errors import RunMismatchError, UsageError
 from zoo.datasets.pipelines import shuffled_passes
 
 
@@ -104,28 +104,41 @@ def test_the_seed_changes_the_order():
     assert not np.array_equal(_stream(0, 10, seed=0), _stream(0, 10, seed=1))
 
 
-def _source_of(full_name):
-    builder = types.SimpleNamespace(info=types.SimpleNamespace(full_name=full_name))
-    return pipelines.DataSource(name="shapes", channels=3, num_classes=6, prepare=lambda: builder,
+def _source_of(name, version):
+    builder = types.SimpleNamespace(info=types.SimpleNamespace(name=name, version=version))
+    return pipelines.DataSource(name=name, channels=3, num_classes=6, prepare=lambda: builder,
                                 class_names=("circle", "square", "triangle", "star", "hexagon", "cross"))
 
 
-def test_a_run_records_the_data_version_it_trains_on(tmp_path):
-    pipelines.write_dataset_facts(_source_of("shapes/3.0.0"), str(tmp_path))
+def _saved(tmp_path):
     with open(tmp_path / pipelines.DATASET_FACTS) as f:
-        assert json.load(f)["data"] == "shapes/3.0.0"
-    pipelines.write_dataset_facts(_source_of("shapes/3.0.0"), str(tmp_path))  # the same data: resumes
+        return json.load(f)
+
+
+def test_a_run_records_the_data_version_it_trains_on_and_resumes_on_it(tmp_path):
+    pipelines.write_dataset_facts(_source_of("shapes", "3.0.0"), str(tmp_path))
+    assert _saved(tmp_path)["data_version"] == "shapes 3.0.0"
+    pipelines.check_same_data(_source_of("shapes", "3.0.0"), str(tmp_path))
 
 
 def test_a_run_refuses_to_resume_on_another_version_of_its_data(tmp_path):
     # shapes 3.0.0 replaced 2.0.0: a run of 2.0.0 resumed on it would mix two datasets, and two feature
     # networks' FIDs in one quality curve.
-    pipelines.write_dataset_facts(_source_of("shapes/2.0.0"), str(tmp_path))
-    with pytest.raises(RunMismatchError, match=r"trained on shapes/2.0.0, and shapes is now shapes/3.0.0"):
-        pipelines.write_dataset_facts(_source_of("shapes/3.0.0"), str(tmp_path))
+    pipelines.write_dataset_facts(_source_of("shapes", "2.0.0"), str(tmp_path))
+    with pytest.raises(RunMismatchError, match=r"trained on shapes 2.0.0, and shapes is now shapes 3.0.0: use another"):
+        pipelines.check_same_data(_source_of("shapes", "3.0.0"), str(tmp_path))
 
 
-def test_a_run_from_before_versions_were_recorded_resumes(tmp_path):
-    (tmp_path / pipelines.DATASET_FACTS).write_text(json.dumps(
-        {"name": "shapes", "channels": 3, "num_classes": 6, "class_names": []}))
-    pipelines.write_dataset_facts(_source_of("shapes/3.0.0"), str(tmp_path))
+def test_a_run_from_before_versions_were_recorded_keeps_its_version_unknown(tmp_path):
+    # Its version is not known: it is not stamped with the present one, which would pass for a record.
+    old = {"name": "shapes", "channels": 3, "num_classes": 6, "class_names": []}
+    (tmp_path / pipelines.DATASET_FACTS).write_text(json.dumps(old))
+    pipelines.check_same_data(_source_of("shapes", "3.0.0"), str(tmp_path))
+    pipelines.write_dataset_facts(_source_of("shapes", "3.0.0"), str(tmp_path))
+    assert "data_version" not in _saved(tmp_path)
+
+
+def test_a_damaged_record_is_one_line_naming_the_file(tmp_path):
+    (tmp_path / pipelines.DATASET_FACTS).write_text("[1, 2")
+    with pytest.raises(UsageError, match=r"dataset.json is damaged \(JSONDecodeError: .*\); delete it"):
+        pipelines.check_same_data(_source_of("shapes", "3.0.0"), str(tmp_path))

@@ -192,6 +192,18 @@ def test_no_readable_checkpoint_is_one_line_error(three_checkpoints):
         zoo.train(three_checkpoints.replace(epochs=2))
 
 
+def test_a_run_of_another_version_of_its_data_is_not_resumed(three_checkpoints):
+    path = os.path.join(three_checkpoints.workdir, "dataset.json")
+    with open(path) as f:
+        facts = json.load(f)
+    trained_on = facts["data_version"]
+    facts["data_version"] = "mnist 0.1.0"  # as a run of an older version of the data would have it
+    with open(path, "w") as f:
+        json.dump(facts, f)
+    with pytest.raises(zoo.errors.RunMismatchError, match=f"trained on mnist 0.1.0, and .* is now {trained_on}: use another"):
+        zoo.train(three_checkpoints.replace(epochs=2))
+
+
 def test_a_checkpoint_of_an_older_zoo_is_one_line_error(tmp_path, tiny_config, mock_tfds):
     config = tiny_config(tmp_path)
     zoo.train(config)
