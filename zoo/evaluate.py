@@ -13,6 +13,7 @@ import os
 import sys
 
 from zoo.datasets import get_source
+from zoo.datasets.pipelines import check_same_data
 from zoo.errors import UsageError
 from zoo.scoring import evaluate_model, export_sampler, generated_images, model_sampler, evaluate_real, write_record
 
@@ -26,6 +27,7 @@ def evaluate_workdir(workdir, num_samples, checkpoint="latest", seed=0, progress
     config, model, _ = export.load_trained(workdir, checkpoint)
     config = config.replace(**overrides)
     source = get_source(config)
+    check_same_data(source, workdir)  # scored against the test split of the data it was trained on
     return {"workdir": workdir, "model": config.model, "dataset": config.dataset, "checkpoint": checkpoint,
             "step": int(model.step.numpy()), "seed": seed,
             **evaluate_model(config, source, model_sampler(model), num_samples, seed, model, progress)}

@@ -1,6 +1,7 @@
 """`python -m zoo.evaluate` as a user runs it: a work directory, an export, and one-line errors."""
 import json
 import os
+import shutil
 import subprocess
 import sys
 
@@ -94,3 +95,15 @@ def test_a_workdir_without_checkpoints_is_one_line(tiny_config, tmp_path):
     result = _run("-m", "zoo.evaluate", f"--workdir={tmp_path}")
     assert result.returncode != 0 and "Traceback" not in result.stderr
     assert f"error: {tmp_path} has no checkpoint yet" in result.stderr
+
+
+def test_a_run_of_another_version_of_its_data_is_not_scored_against_this_one(workdir, tmp_path):
+    run = tmp_path / "run"
+    shutil.copytree(workdir, run)
+    with open(run / "dataset.json") as f:
+        facts = json.load(f)
+    facts["data_version"] = "shapes 2.0.0"
+    (run / "dataset.json").write_text(json.dumps(facts))
+    from zoo import evaluate
+    with pytest.raises(zoo.errors.RunMismatchError, match="trained on shapes 2.0.0, and shapes is now shapes 3.0.0"):
+        evaluate.evaluate_workdir(str(run), num_samples=10)
