@@ -100,13 +100,14 @@ class Shapes(tfds.core.GeneratorBasedBuilder):
     VERSION = tfds.core.Version("3.0.0")
     RELEASE_NOTES = {
         "1.0.0": "Initial release.",
-        "3.0.0": "Shapes near the centre (within 8% of the side, was anywhere they fit) and 55-90% of "
-                 "the image wide (was 45-85%): the default DCGAN draws all six shapes in 5 epochs.",
         "2.0.0": "30000/3000 images (was 6000/1000); bright saturated shapes of any hue on dark "
                  "backgrounds (was: both colours anywhere in RGB), upright (was: any rotation), "
                  "shapes 45-85% of the image wide "
                  "(was 35-80%), downsampled by block means (was Lanczos, 2.5x slower to draw): "
                  "learnable by a small GAN in minutes on a CPU.",
+        "3.0.0": "Shapes near the centre (within 8% of the side, was anywhere they fit), the circle "
+                 "around each 55-90% of the image wide (was 45-85%): the default DCGAN draws all six "
+                 "shapes in 5 epochs (README).",
     }
 
     def _info(self):
