@@ -14,7 +14,7 @@ LIKELIHOODS = ("auto", "bernoulli", "logistic")
 FEATURE_NETWORKS = ("domain", "inception")
 D_NORMS = ("batch", "layer", "none")  # the GANs' discriminator normalisation (zoo.models.dcgan)
 # What a field left at None gets unless the model's `config_defaults` say otherwise: the DCGAN paper's.
-MODEL_DEFAULTS = {"learning_rate": 2e-4, "beta_1": 0.5, "latent_dim": 100, "epochs": 20}
+MODEL_DEFAULTS = {"learning_rate": 2e-4, "beta_1": 0.5, "latent_dim": 100, "epochs": 20, "lr_decay": 0.0}
 EVAL_EVERY_DEFAULT = 500  # steps; evaluating 2000 samples costs about 5% of the steps between (docs/results.md)
 
 
@@ -43,6 +43,8 @@ class Config:
     base_filters: int = 32  # width of the networks' first/last convolution
     learning_rate: Optional[float] = None  # None: the model's default
     beta_1: Optional[float] = None  # None: the model's default
+    lr_decay: Optional[float] = None  # share of the run at its end over which the learning rate falls to 0
+    # (zoo.optim.LinearDecay); 0: constant; None: the model's default
     workdir: str = ""  # "": runs/<model>_<dataset>
     seed: int = 0
     xla: Optional[bool] = None  # None: the fastest measured per device type (zoo.device.auto_settings)
@@ -95,6 +97,8 @@ class Config:
             raise UsageError(f"learning_rate must be a positive finite number, got {self.learning_rate}")
         if not 0 <= self.beta_1 < 1:
             raise UsageError(f"beta_1 must be in [0, 1), got {self.beta_1}")
+        if not 0 <= self.lr_decay <= 1:
+            raise UsageError(f"lr_decay must be in [0, 1] (a share of the run; 0: constant), got {self.lr_decay}")
         if self.likelihood not in LIKELIHOODS:
             raise UsageError(f"likelihood must be one of {', '.join(LIKELIHOODS)}, got {self.likelihood!r}")
         if not 0 <= self.kl_weight < math.inf:

@@ -40,7 +40,8 @@ def build_model(config, source, policy, steps_per_epoch=None):
         config = config.replace(sync_batch_norm=policy.replicas > 1)
     with policy.strategy.scope():
         model = model_class.from_run(config, source)
-        model.compile(**{name: policy.wrap_optimizer(optim.adam(config))
+        total_steps = steps_per_epoch and steps_per_epoch * config.epochs
+        model.compile(**{name: policy.wrap_optimizer(optim.adam(config, total_steps))
                          for name in model_class.optimizer_names},
                       jit_compile=policy.jit_compile,
                       steps_per_execution=policy.steps_per_execution(config.steps_per_execution, steps_per_epoch))

@@ -60,6 +60,8 @@ def test_json_with_unknown_keys_is_refused():
     ("learning_rate", float("inf"), "learning_rate must be a positive finite number, got inf"),
     ("kl_weight", float("nan"), "kl_weight must be a finite number >= 0, got nan"),
     ("beta_1", 1.0, r"beta_1 must be in \[0, 1\)"),
+    ("lr_decay", 1.5, r"lr_decay must be in \[0, 1\] \(a share of the run; 0: constant\), got 1.5"),
+    ("lr_decay", float("nan"), r"lr_decay must be in \[0, 1\]"),
     ("ema_kimg", -1.0, "ema_kimg must be >= 0"),
     ("ema_rampup", float("nan"), "ema_rampup must be >= 0"),
     ("r1_gamma", -0.1, "r1_gamma must be >= 0"),

@@ -148,3 +148,33 @@ def test_an_overflow_on_one_replica_skips_the_step_on_every_replica_and_halves_t
     result = report["overflow_on_one_replica"]
     assert result["weights"] == [[1.0, 2.0], [1.0, 2.0]]
     assert result["scale_ratio"] == 0.5
+
+
+def test_linear_decay_holds_the_rate_then_falls_to_zero_over_the_last_share_of_the_run():
+    from zoo.optim import LinearDecay
+
+    schedule = LinearDecay(1e-3, total_steps=100, share=0.25)
+    rates = [float(schedule(step)) for step in (0, 75, 80, 90, 100, 120)]
+    assert rates == pytest.approx([1e-3, 1e-3, 8e-4, 4e-4, 0.0, 0.0])
+
+
+def test_linear_decay_survives_keras_serialisation():
+    import keras
+    from zoo.optim import LinearDecay
+
+    schedule = keras.saving.deserialize_keras_object(keras.saving.serialize_keras_object(LinearDecay(1e-3, 100, 0.5)))
+    assert float(schedule(75)) == pytest.approx(5e-4)
+
+
+def test_adam_decays_only_with_lr_decay_in_a_run_that_trains():
+    import zoo
+    from zoo import optim
+
+    def rate_after(steps, config, total_steps=None):
+        optimizer = optim.adam(config, total_steps)
+        optimizer.iterations.assign(steps)
+        return float(optimizer.learning_rate)
+
+    assert rate_after(75, zoo.Config(lr_decay=0.5), total_steps=100) == pytest.approx(2.5e-4)
+    assert rate_after(75, zoo.Config(lr_decay=0.0), total_steps=100) == pytest.approx(5e-4)
+    assert rate_after(75, zoo.Config(lr_decay=0.5)) == pytest.approx(5e-4)  # export, evaluation: no run length

@@ -90,8 +90,9 @@ def metrics_records(workdir):
 
 ENDLESS = ("--epochs=100000", "--checkpoint_every=1h")  # stopped by the test long before its end
 # 24 steps, a checkpoint every 2: a kill after the first resumes mid-epoch (one step per execution, or the
-# epoch of 8 would run as one execution and save only at its end).
-RUN = ("--epochs=3", "--steps_per_epoch=8", "--checkpoint_every=2", "--steps_per_execution=1")
+# epoch of 8 would run as one execution and save only at its end). The learning rate decays over the last
+# two thirds, so a resume that restarted the schedule would end with other weights.
+RUN = ("--epochs=3", "--steps_per_epoch=8", "--checkpoint_every=2", "--steps_per_execution=1", "--lr_decay=0.67")
 
 
 @pytest.fixture(scope="module")
@@ -323,6 +324,15 @@ def test_a_run_that_fails_before_its_first_checkpoint_leaves_no_config(tmp_path,
         zoo.train(tiny_config(tmp_path))
     assert not os.path.exists(os.path.join(tmp_path, "config.json"))
     assert not checkpoint_steps(tmp_path)
+
+
+def test_lr_decay_brings_every_optimisers_rate_to_zero_at_the_end_of_the_run(tmp_path, tiny_config, mock_tfds):
+    model = zoo.train(tiny_config(tmp_path, epochs=2, lr_decay=0.5, learning_rate=1e-3))
+    for optimizer in (model.d_optimizer, model.g_optimizer):
+        assert int(optimizer.iterations.numpy()) == 4
+        assert float(optimizer.learning_rate) == 0.0
+        optimizer.iterations.assign(3)  # halfway through the decay over the last 2 of 4 steps
+        assert float(optimizer.learning_rate) == pytest.approx(5e-4)
 
 
 def test_two_runs_of_one_command_give_identical_weights(tmp_path, tiny_config, mock_tfds):
