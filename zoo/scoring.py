@@ -185,8 +185,8 @@ class PeriodicEvaluation(keras.callbacks.Callback):
         self.sampler = model_sampler(self.model)
         checkpoint = tf.train.Checkpoint(model=self.model, noise_state=self.model.seed_generator.state)
         self.best = tf.train.CheckpointManager(checkpoint, self.best_dir, max_to_keep=1)
-        self.last_step = int(self.model.step.numpy())
-        self.best_fid = _best_fid(self.best_dir, self.last_step)
+        self.last_step = self.resumed_at = int(self.model.step.numpy())
+        self.best_fid = None  # read at the first evaluation, which knows the feature network
         self.writer = tf.summary.create_file_writer(os.path.join(self.workdir, "tensorboard", "eval"))
 
     def on_train_batch_end(self, batch, logs=None):
@@ -225,7 +225,7 @@ class PeriodicEvaluation(keras.callbacks.Callback):
         self.writer.flush()
         logging.info("Step %d: FID %.3f, KID %.5f (%s features, %d samples)", step, record["fid"], record["kid"],
                      record["features"], self.config.eval_samples)
-        self.keep_if_best(step, record["fid"])
+        self.keep_if_best(step, record["fid"], record["feature_sha256"])
 
     def _unless_stopping(self, batches):
         for batch in batches:
@@ -233,11 +233,14 @@ class PeriodicEvaluation(keras.callbacks.Callback):
                 raise _Abandoned
             yield batch
 
-    def keep_if_best(self, step, fid):
+    def keep_if_best(self, step, fid, feature_sha256):
+        if self.best_fid is None:
+            self.best_fid = _best_fid(self.best_dir, self.resumed_at, feature_sha256)
         if self.agree(fid < self.best_fid):
             self.best_fid = fid
             self.best.save(checkpoint_number=step)
-            write_text(os.path.join(self.best_dir, "best.json"), json.dumps({"step": step, "fid": fid}))
+            write_text(os.path.join(self.best_dir, "best.json"),
+                       json.dumps({"step": step, "fid": fid, "feature_sha256": feature_sha256}))
 
     def on_train_end(self, logs=None):
         draw_quality_curve(self.metrics_path, os.path.join(self.workdir, "quality.png"))
@@ -255,17 +258,19 @@ def _records(metrics_path):
         return [json.loads(line) for line in f if line.strip()]
 
 
-def _best_fid(best_dir, step):
+def _best_fid(best_dir, step, feature_sha256):
     """The FID to beat: the kept best checkpoint's, or inf where it cannot be trusted. best.json must name
     the checkpoint that is there (a kill between the two writes leaves them apart) at a step this run has
-    trained (a resume from an earlier checkpoint trains that step again)."""
+    trained (a resume from an earlier checkpoint trains that step again), scored by the same feature
+    network (another cache or --inception file gives FIDs of another scale)."""
     path = os.path.join(best_dir, "best.json")
     kept = tf.train.latest_checkpoint(best_dir)
     if not (os.path.isfile(path) and kept):
         return math.inf
     with open(path) as f:
         record = json.load(f)
-    if kept != os.path.join(best_dir, f"ckpt-{record['step']}") or record["step"] > step:
+    if (kept != os.path.join(best_dir, f"ckpt-{record['step']}") or record["step"] > step
+            or record.get("feature_sha256") != feature_sha256):
         return math.inf
     return record["fid"]
 

@@ -61,7 +61,7 @@ def test_the_best_checkpoint_is_kept_and_exported(run):
     config, _, evaluations = run
     best = min(evaluations, key=lambda record: record["fid"])
     with open(os.path.join(config.workdir, "checkpoints", "best", "best.json")) as f:
-        assert json.load(f) == {"step": best["step"], "fid": best["fid"]}
+        assert json.load(f) == {"step": best["step"], "fid": best["fid"], "feature_sha256": best["feature_sha256"]}
     model = export.load_trained(config.workdir, checkpoint="best").model
     assert int(model.step.numpy()) == best["step"]
     assert int(export.load_trained(config.workdir)[1].step.numpy()) == 200
@@ -162,21 +162,23 @@ def test_every_worker_saves_the_best_checkpoint_when_the_chief_scored_better(chi
     evaluation.best = types.SimpleNamespace(save=lambda checkpoint_number: saved.append(checkpoint_number))
     evaluation.best_fid = 1.0
     os.makedirs(evaluation.best_dir)
-    evaluation.keep_if_best(6, 2.0)
+    evaluation.keep_if_best(6, 2.0, "sha")
     assert saved == ([6] if chief_better else [])
 
 
-@pytest.mark.parametrize("kept, recorded, trained_to, expected", [
-    (5, 5, 10, 1.5),  # the record names the kept checkpoint, at a step this run has trained
-    (5, 3, 10, float("inf")),  # killed between saving the checkpoint and writing best.json
-    (5, 5, 4, float("inf")),  # resumed from before the best: it trains step 5 again
+@pytest.mark.parametrize("kept, recorded, trained_to, scored_by, expected", [
+    (5, 5, 10, "abc", 1.5),  # the record names the kept checkpoint, at a step this run has trained
+    (5, 3, 10, "abc", float("inf")),  # killed between saving the checkpoint and writing best.json
+    (5, 5, 4, "abc", float("inf")),  # resumed from before the best: it trains step 5 again
+    (5, 5, 10, "def", float("inf")),  # scored by another feature network (another cache or --inception)
+    (5, 5, 10, None, float("inf")),  # a record from before best.json named its feature network
 ])
 def test_the_best_fid_to_beat_is_trusted_only_when_record_and_checkpoint_agree(kept, recorded, trained_to,
-                                                                                expected, tmp_path):
+                                                                                scored_by, expected, tmp_path):
     import tensorflow as tf
 
     best_dir = str(tmp_path / "best")
     tf.train.CheckpointManager(tf.train.Checkpoint(v=tf.Variable(1.0)), best_dir, 1).save(checkpoint_number=kept)
     with open(os.path.join(best_dir, "best.json"), "w") as f:
-        json.dump({"step": recorded, "fid": 1.5}, f)
-    assert scoring._best_fid(best_dir, trained_to) == expected
+        json.dump({"step": recorded, "fid": 1.5, **({"feature_sha256": scored_by} if scored_by else {})}, f)
+    assert scoring._best_fid(best_dir, trained_to, "abc") == expected
