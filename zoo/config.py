@@ -65,7 +65,8 @@ class Config:
     diffaugment: str = "color,translation"  # GANs: DiffAugment transforms of D's inputs; "": none (cutout: measured
     # to hide the class, docs/results.md)
     r1_gamma: float = 0.0  # GANs: weight of the R1 penalty on D's real-image gradients; 0: off
-    class_loss: float = 1.0  # cGAN: weight of the auxiliary classifier's cross-entropy (AC-GAN); 0: off
+    class_loss: float = 0.3  # cGAN: weight of the auxiliary classifier's cross-entropy (AC-GAN); 0: off (0.3: measured,
+    # docs/results.md: 1 collapsed each class of shapes to one image)
     d_norm: str = "layer"  # GANs: D's normalisation, one of D_NORMS (layer: measured best, docs/results.md)
     # Evaluation (zoo.evaluate, zoo.features)
     eval_every: Optional[int] = None  # steps between scores during training; 0: off; None: EVAL_EVERY_DEFAULT
