@@ -204,6 +204,17 @@ def test_a_version_taken_between_listing_and_claiming_is_skipped(trained_runs, t
     assert sorted(os.listdir(tmp_path / "dcgan")) == ["1", "2"]
 
 
+def test_an_export_killed_midway_leaves_nothing_the_next_export_keeps(trained_runs, tmp_path):
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    killed = tmp_path / "dcgan" / f".partial-{dead.stdout.strip()}-x1y2"  # the folder a killed export wrote into
+    (killed / "variables").mkdir(parents=True)
+    (killed / "saved_model.pb").write_bytes(b"half an export")
+    running = tmp_path / "dcgan" / f".partial-{os.getpid()}-z3"  # an export still writing
+    running.mkdir()
+    export.export(export.load_trained(trained_runs["dcgan"]), str(tmp_path), "dcgan")
+    assert sorted(os.listdir(tmp_path / "dcgan")) == [running.name, "1"]
+
+
 def test_two_exports_at_once_get_two_complete_versions(trained_runs, tmp_path):
     command = [sys.executable, "export.py", f"--workdir={trained_runs['dcgan']}", f"--export_dir={tmp_path}"]
     runs = [subprocess.Popen(command, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,

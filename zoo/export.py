@@ -27,7 +27,7 @@ from zoo.config import Config
 from zoo.datasets import get_source
 from zoo.datasets.pipelines import read_dataset_facts
 from zoo.errors import UsageError
-from zoo.files import write_text
+from zoo.files import partial_prefix, remove_leftovers, write_text
 
 # The largest batch a request may ask for (rows of z, labels, images; num_images), by default.
 # A server answers a request in one piece: this bounds the memory one request can take.
@@ -303,7 +303,8 @@ def export(trained, export_dir, name, batch_max=SERVING_BATCH_MAX, serving_root=
         raise UsageError(f"serving_batch_max must be a positive integer, got {batch_max}")
     model_dir = os.path.join(export_dir, check_name(name))
     os.makedirs(model_dir, exist_ok=True)
-    staging = tempfile.mkdtemp(prefix=".staging-", dir=model_dir)  # TF Serving ignores non-integer names
+    remove_leftovers(model_dir)  # versions an export killed midway left unfinished
+    staging = tempfile.mkdtemp(prefix=partial_prefix(), dir=model_dir)  # TF Serving ignores non-integer names
     try:
         signatures = endpoints(trained, batch_max)
         archive = keras.export.ExportArchive()

@@ -3,13 +3,14 @@ import contextlib
 import glob
 import os
 import re
+import shutil
 
 
 @contextlib.contextmanager
 def written_aside(path):
     """Yields a temporary path next to `path` (same suffix); renamed onto `path` if the block succeeds."""
     directory, name = os.path.split(path)
-    partial = os.path.join(directory, f".partial-{os.getpid()}-{name}")  # keeps the suffix Keras checks
+    partial = os.path.join(directory, partial_prefix() + name)  # keeps the suffix Keras checks
     try:
         yield partial
         os.replace(partial, path)  # atomic on POSIX within one file system
@@ -27,13 +28,18 @@ def write_text(path, text):
             os.fsync(f.fileno())
 
 
+def partial_prefix():
+    """The name prefix of what this process writes aside, file or folder (remove_leftovers reads its pid)."""
+    return f".partial-{os.getpid()}-"
+
+
 def remove_leftovers(directory):
-    """Removes the .partial-<pid>-* files in `directory` and below whose process is gone (killed while
-    writing). A pid reused since (a restarted container) keeps its file: litter, never a loss."""
+    """Removes the .partial-<pid>-* files and folders in `directory` and below whose process is gone
+    (killed while writing). A pid reused since (a restarted container) keeps its own: litter, never a loss."""
     for path in glob.glob(os.path.join(directory, "**", ".partial-*"), recursive=True):
         match = re.match(r"\.partial-(\d+)-", os.path.basename(path))
         if match and not _alive(int(match[1])):
-            os.remove(path)
+            shutil.rmtree(path, ignore_errors=True) if os.path.isdir(path) else os.remove(path)
 
 
 def _alive(pid):
