@@ -258,7 +258,8 @@ DIRECT_CASES = {
         "'beta_1', 'cache_dir', 'checkpoint_every', 'class_loss', 'condition_on', 'd_norm', 'data_dir', 'dataset', "
         "'diffaugment', 'ema_kimg', 'ema_rampup', 'epochs', 'eval_every', 'eval_samples', 'features', 'image_size', "
         "'inception', "
-        "'iw_samples', 'keep_checkpoints', 'kl_weight', 'latent_dim', 'learning_rate', 'likelihood', 'manual_dir', "
+        "'iw_samples', 'keep_checkpoints', 'kl_weight', 'latent_dim', 'learning_rate', 'likelihood', 'lr_decay', "
+        "'manual_dir', "
         "'model', 'num_samples', 'precision', 'r1_gamma', 'seed', 'steps_per_epoch', 'steps_per_execution', "
         "'strategy', 'sync_batch_norm', 'workdir', 'xla']; fix or delete that file"),
     "config.json with a wrong type": ("train.py", ["--workdir=$TMP/wrongtype"], saved_config("wrongtype"),

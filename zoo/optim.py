@@ -3,12 +3,12 @@ import keras
 import tensorflow as tf
 
 
-def adam(config, total_steps=None):
-    """The run's Adam; with `total_steps` (a run that trains) and --lr_decay, its learning rate decays."""
-    learning_rate = config.learning_rate
-    if total_steps and config.lr_decay:
-        learning_rate = LinearDecay(learning_rate, total_steps, config.lr_decay)
-    return adam_from(learning_rate, config.beta_1)
+def adam(config):
+    """The run's Adam. With --lr_decay its rate is a LinearDecay, in every model built from the run:
+    a float rate is a variable in the checkpoint, a schedule is not, so the two do not restore
+    each other. The run's length is set when training starts (plan_decay)."""
+    return adam_from(LinearDecay(config.learning_rate, config.lr_decay) if config.lr_decay else config.learning_rate,
+                     config.beta_1)
 
 
 def adam_from(learning_rate, beta_1):
@@ -19,23 +19,37 @@ def adam_from(learning_rate, beta_1):
 class LinearDecay(keras.optimizers.schedules.LearningRateSchedule):
     """Constant, then falling linearly to 0 over the last `share` of `total_steps` (pix2pix's schedule).
 
-    A GAN at a constant rate keeps jittering around where it got to; the fall lets the last
-    part of a fixed budget settle (on Fashion-MNIST the DCGAN's FID rose after 10 minutes at a
-    constant 5e-4; docs/results.md). Counted in the optimiser's updates, which the checkpoint
-    keeps, so a resumed run goes on where it stopped; a resume with other --epochs stretches
-    the rest of the schedule to the new length.
+    A GAN at a constant rate keeps jittering around where it got to; the fall lets the last part
+    of a fixed budget settle (on Fashion-MNIST the DCGAN's FID rose after 10 minutes at a constant
+    5e-4; docs/results.md). Counted in the optimiser's updates, which the checkpoint keeps.
+    `total_steps` None (a model built to export or evaluate): constant.
     """
 
-    def __init__(self, learning_rate, total_steps, share):
-        self.learning_rate, self.total_steps, self.share = float(learning_rate), int(total_steps), float(share)
+    def __init__(self, learning_rate, share, total_steps=None):
+        self.learning_rate, self.share, self.total_steps = float(learning_rate), float(share), total_steps
 
     def __call__(self, step):
-        decay_steps = self.share * self.total_steps
-        remaining = (self.total_steps - tf.cast(step, tf.float32)) / decay_steps
+        if self.total_steps is None:
+            return tf.constant(self.learning_rate)
+        remaining = (self.total_steps - tf.cast(step, tf.float32)) / max(self.share * self.total_steps, 1.0)
         return self.learning_rate * tf.clip_by_value(remaining, 0.0, 1.0)
 
     def get_config(self):
-        return {"learning_rate": self.learning_rate, "total_steps": self.total_steps, "share": self.share}
+        return {"learning_rate": self.learning_rate, "share": self.share, "total_steps": self.total_steps}
+
+
+def plan_decay(optimizer, steps_to_train):
+    """Ends `optimizer`'s LinearDecay, if it has one, after `steps_to_train` more updates.
+
+    Set when a run (re)starts, before its train function is traced: the length is the steps trained
+    so far plus what this invocation will train, so an unchanged resume keeps the first plan exactly,
+    and a resume with other --epochs, --steps_per_epoch or --batch_size decays to 0 at its new end
+    (the rate jumps to what the new length gives at this step).
+    """
+    inner = getattr(optimizer, "inner_optimizer", optimizer)  # a LossScaleOptimizer's Adam
+    schedule = inner._learning_rate  # Keras 3 keeps the schedule there; `learning_rate` is its value now
+    if isinstance(schedule, LinearDecay):
+        schedule.total_steps = int(inner.iterations.numpy()) + steps_to_train
 
 
 def step_counter():

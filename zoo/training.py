@@ -40,8 +40,7 @@ def build_model(config, source, policy, steps_per_epoch=None):
         config = config.replace(sync_batch_norm=policy.replicas > 1)
     with policy.strategy.scope():
         model = model_class.from_run(config, source)
-        total_steps = steps_per_epoch and steps_per_epoch * config.epochs
-        model.compile(**{name: policy.wrap_optimizer(optim.adam(config, total_steps))
+        model.compile(**{name: policy.wrap_optimizer(optim.adam(config))
                          for name in model_class.optimizer_names},
                       jit_compile=policy.jit_compile,
                       steps_per_execution=policy.steps_per_execution(config.steps_per_execution, steps_per_epoch))
@@ -118,6 +117,16 @@ def chief_decides(strategy, chief):
     others' run directories are temporary), and all must take part in the save it decides."""
     agree = device.agreement(strategy)
     return lambda better: agree(better and chief)
+
+
+def steps_to_train(progress, steps_per_epoch, epochs):
+    """The steps `train` will run from `progress` (as its fits do): the rest of an epoch begun, then whole
+    epochs up to `epochs`."""
+    epoch, epoch_steps = int(progress.epoch), int(progress.epoch_steps)
+    if epoch >= epochs:
+        return 0
+    return (steps_per_epoch - epoch_steps if epoch_steps else 0) + (epochs - epoch - (1 if epoch_steps else 0)) * \
+        steps_per_epoch
 
 
 def read_saved_config(workdir):
@@ -220,6 +229,8 @@ def train(config):
             if int(progress.epoch_steps) >= steps:  # --steps_per_epoch lowered on resume: that epoch is done
                 progress.epoch.assign_add(1)
                 progress.epoch_steps.assign(0)
+            for name in model_class.optimizer_names:
+                optim.plan_decay(getattr(model, name), steps_to_train(progress, steps, config.epochs))
             if int(progress.epoch_steps) and int(progress.epoch) < config.epochs:
                 fit(int(progress.epoch) + 1, steps - int(progress.epoch_steps))  # the rest of that epoch
             if not stop.received and int(progress.epoch) < config.epochs:

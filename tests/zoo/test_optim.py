@@ -153,7 +153,7 @@ def test_an_overflow_on_one_replica_skips_the_step_on_every_replica_and_halves_t
 def test_linear_decay_holds_the_rate_then_falls_to_zero_over_the_last_share_of_the_run():
     from zoo.optim import LinearDecay
 
-    schedule = LinearDecay(1e-3, total_steps=100, share=0.25)
+    schedule = LinearDecay(1e-3, share=0.25, total_steps=100)
     rates = [float(schedule(step)) for step in (0, 75, 80, 90, 100, 120)]
     assert rates == pytest.approx([1e-3, 1e-3, 8e-4, 4e-4, 0.0, 0.0])
 
@@ -162,19 +162,30 @@ def test_linear_decay_survives_keras_serialisation():
     import keras
     from zoo.optim import LinearDecay
 
-    schedule = keras.saving.deserialize_keras_object(keras.saving.serialize_keras_object(LinearDecay(1e-3, 100, 0.5)))
+    schedule = keras.saving.deserialize_keras_object(keras.saving.serialize_keras_object(LinearDecay(1e-3, 0.5, 100)))
     assert float(schedule(75)) == pytest.approx(5e-4)
 
 
-def test_adam_decays_only_with_lr_decay_in_a_run_that_trains():
+def test_lr_decay_plans_the_decay_to_end_with_the_steps_still_to_train():
+    import keras
     import zoo
     from zoo import optim
 
-    def rate_after(steps, config, total_steps=None):
-        optimizer = optim.adam(config, total_steps)
-        optimizer.iterations.assign(steps)
-        return float(optimizer.learning_rate)
+    for optimizer in (optim.adam(zoo.Config(lr_decay=0.5)),
+                      keras.optimizers.LossScaleOptimizer(optim.adam(zoo.Config(lr_decay=0.5)))):
+        assert float(optimizer.learning_rate) == pytest.approx(5e-4)  # unplanned (export, evaluation): constant
+        optimizer.iterations.assign(40)  # a resumed run, 60 steps to go: ends at 100, decays from 50
+        optim.plan_decay(optimizer, 60)
+        assert float(optimizer.learning_rate) == pytest.approx(5e-4)
+        optimizer.iterations.assign(75)
+        assert float(optimizer.learning_rate) == pytest.approx(2.5e-4)
 
-    assert rate_after(75, zoo.Config(lr_decay=0.5), total_steps=100) == pytest.approx(2.5e-4)
-    assert rate_after(75, zoo.Config(lr_decay=0.0), total_steps=100) == pytest.approx(5e-4)
-    assert rate_after(75, zoo.Config(lr_decay=0.5)) == pytest.approx(5e-4)  # export, evaluation: no run length
+
+def test_without_lr_decay_the_rate_is_constant_and_planning_leaves_it():
+    import zoo
+    from zoo import optim
+
+    optimizer = optim.adam(zoo.Config(lr_decay=0.0))
+    optim.plan_decay(optimizer, 10)
+    optimizer.iterations.assign(10)
+    assert float(optimizer.learning_rate) == pytest.approx(5e-4)

@@ -20,6 +20,7 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
+import tensorflow_datasets as tfds
 
 import zoo
 from zoo import export, losses
@@ -326,13 +327,54 @@ def test_a_run_that_fails_before_its_first_checkpoint_leaves_no_config(tmp_path,
     assert not checkpoint_steps(tmp_path)
 
 
-def test_lr_decay_brings_every_optimisers_rate_to_zero_at_the_end_of_the_run(tmp_path, tiny_config, mock_tfds):
-    model = zoo.train(tiny_config(tmp_path, epochs=2, lr_decay=0.5, learning_rate=1e-3))
-    for optimizer in (model.d_optimizer, model.g_optimizer):
-        assert int(optimizer.iterations.numpy()) == 4
+@pytest.fixture(scope="module")
+def decayed_run(tiny_config, tmp_path_factory):
+    """A run whose rate decays over its second half: 2 epochs of 2 steps, resumed for a third of 1 step
+    (--steps_per_epoch lowered, so the first plan's end, 6 steps, would leave no rate for it)."""
+    with tfds.testing.mock_data(num_examples=32):
+        config = tiny_config(tmp_path_factory.mktemp("decayed"), epochs=2, lr_decay=0.5, learning_rate=1e-3)
+        first = zoo.train(config)
+        rates = [float(optimizer.learning_rate) for optimizer in (first.d_optimizer, first.g_optimizer)]
+        before = [w.numpy() for w in first.generator.weights]
+        resumed = zoo.train(config.replace(epochs=3, steps_per_epoch=1))
+    return config, rates, before, resumed
+
+
+def test_lr_decay_brings_every_optimisers_rate_to_zero_at_the_end_of_the_run(decayed_run):
+    _, rates_at_first_end, _, resumed = decayed_run
+    assert rates_at_first_end == [0.0, 0.0]
+    for optimizer in (resumed.d_optimizer, resumed.g_optimizer):
+        assert int(optimizer.iterations.numpy()) == 5
         assert float(optimizer.learning_rate) == 0.0
-        optimizer.iterations.assign(3)  # halfway through the decay over the last 2 of 4 steps
-        assert float(optimizer.learning_rate) == pytest.approx(5e-4)
+
+
+def test_a_run_extended_on_resume_trains_its_new_steps_with_a_rate_decaying_to_its_new_end(decayed_run):
+    _, _, before, resumed = decayed_run
+    assert any(not np.array_equal(a, b.numpy()) for a, b in zip(before, resumed.generator.weights))
+    resumed.g_optimizer.iterations.assign(4)  # the new plan: 5 steps, decaying from step 2.5
+    assert float(resumed.g_optimizer.learning_rate) == pytest.approx(1e-3 * 1 / 2.5)
+
+
+def test_a_run_with_lr_decay_exports_and_is_evaluated_from_its_checkpoint(decayed_run):
+    config, _, _, resumed = decayed_run
+    loaded = export.load_trained(config.workdir).model  # built without a run length: the same optimiser layout
+    for a, b in zip(loaded.generator.weights, resumed.generator.weights):
+        np.testing.assert_array_equal(a.numpy(), b.numpy())
+
+
+@pytest.mark.parametrize("epoch, epoch_steps, steps_per_epoch, epochs, expected", [
+    (0, 0, 4, 3, 12),  # a new run
+    (1, 2, 4, 3, 6),  # resumed mid-epoch: the rest of it, then one more
+    (3, 0, 4, 3, 0),  # finished
+    (2, 0, 4, 5, 12),  # extended by --epochs
+])
+def test_steps_to_train_counts_what_the_fits_will_run(epoch, epoch_steps, steps_per_epoch, epochs, expected):
+    from types import SimpleNamespace
+
+    from zoo.training import steps_to_train
+
+    progress = SimpleNamespace(epoch=epoch, epoch_steps=epoch_steps)
+    assert steps_to_train(progress, steps_per_epoch, epochs) == expected
 
 
 def test_two_runs_of_one_command_give_identical_weights(tmp_path, tiny_config, mock_tfds):
