@@ -148,10 +148,16 @@ flags.register_validator("dataset", _check(parse_dataset_name))
 
 
 def config_from_flags():
-    """Flags given on the command line; Config supplies the model's defaults for the rest."""
+    """Flags given on the command line; for the rest, the run's own settings when its work directory holds
+    one (so rerunning a command resumes the run as it began, whatever defaults a newer zoo has), else
+    Config's defaults for the model."""
     names = [f.name for f in dataclasses.fields(zoo.Config)]
     given = {name: FLAGS[name].value for name in names if FLAGS[name].present}
-    return zoo.Config(**{**given, "model": FLAGS.model})
+    config = zoo.Config(**{**given, "model": FLAGS.model})
+    saved = os.path.join(config.workdir, "config.json")
+    if not os.path.isfile(saved):
+        return config
+    return zoo.Config(**{**dataclasses.asdict(zoo.Config.read(saved)), **given, "model": FLAGS.model})
 
 
 def check_paths(config):

@@ -156,6 +156,7 @@ class Config:
             if not _has_type(value, fields[name]):
                 allowed = " or ".join(_JSON_NAMES[t] for t in _types(fields[name]))
                 raise UsageError(f"{name} must be {allowed}, got {json.dumps(value)}")
+        values.setdefault("lr_decay", 0.0)  # saved before --lr_decay existed: trained at a constant rate
         return cls(**values)
 
     @classmethod

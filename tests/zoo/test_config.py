@@ -1,4 +1,5 @@
 import dataclasses
+import json
 import re
 
 import pytest
@@ -45,6 +46,12 @@ def test_hand_edited_json_is_refused_naming_the_setting(text, message):
 def test_json_integers_are_numbers_and_null_is_none():
     config = zoo.Config.from_json('{"learning_rate": 1, "data_dir": null}')
     assert (config.learning_rate, config.data_dir) == (1, None)
+
+
+def test_a_config_saved_before_lr_decay_existed_reads_as_a_constant_rate():
+    values = json.loads(zoo.Config().to_json())
+    del values["lr_decay"]
+    assert zoo.Config.from_json(json.dumps(values)).lr_decay == 0.0
 
 
 def test_json_with_unknown_keys_is_refused():

@@ -475,6 +475,20 @@ def test_an_epoch_of_the_data_is_cut_to_whole_executions(tmp_path, tiny_config, 
     assert model.steps_per_execution == min(per_execution, steps)
 
 
+def test_a_run_begun_under_older_defaults_resumes_with_the_same_command(tmp_path):
+    # Saved by the zoo of commit e64f632: class_loss 1 for every model (now 0.3), no lr_decay (now a flag).
+    train_to_the_end(tmp_path, "--epochs=1", "--steps_per_epoch=2")
+    path = tmp_path / "config.json"
+    saved = json.loads(path.read_text())
+    saved["class_loss"] = 1.0
+    del saved["lr_decay"]
+    path.write_text(json.dumps(saved))
+    train_to_the_end(tmp_path, "--epochs=2", "--steps_per_epoch=2")
+    assert [record["epoch"] for record in metrics_records(tmp_path) if "epoch" in record] == [1, 2]
+    resumed = json.loads(path.read_text())
+    assert (resumed["class_loss"], resumed["lr_decay"]) == (1.0, 0.0)  # as it began: a constant rate
+
+
 @pytest.mark.parametrize("change", [{"sync_batch_norm": True}, {"sync_batch_norm": False}, {"batch_size": 4},
                                     {"steps_per_execution": 2}, {"checkpoint_every": "1h"}, {"strategy": "mirrored"}])
 def test_settings_of_how_the_work_is_shared_may_change_on_resume(tiny_config, tmp_path, change):
