@@ -12,7 +12,7 @@ import pytest
 import tensorflow as tf
 
 import zoo
-from zoo import export
+from zoo import export, files
 from zoo.errors import UsageError
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -206,10 +206,11 @@ def test_a_version_taken_between_listing_and_claiming_is_skipped(trained_runs, t
 
 def test_an_export_killed_midway_leaves_nothing_the_next_export_keeps(trained_runs, tmp_path):
     dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
-    killed = tmp_path / "dcgan" / f".partial-{dead.stdout.strip()}-x1y2"  # the folder a killed export wrote into
+    dead_prefix = files.partial_prefix().replace(str(os.getpid()), dead.stdout.strip(), 1)
+    killed = tmp_path / "dcgan" / f"{dead_prefix}x1y2"  # the folder a killed export wrote into
     (killed / "variables").mkdir(parents=True)
     (killed / "saved_model.pb").write_bytes(b"half an export")
-    running = tmp_path / "dcgan" / f".partial-{os.getpid()}-z3"  # an export still writing
+    running = tmp_path / "dcgan" / f"{files.partial_prefix()}z3"  # an export still writing
     running.mkdir()
     export.export(export.load_trained(trained_runs["dcgan"]), str(tmp_path), "dcgan")
     assert sorted(os.listdir(tmp_path / "dcgan")) == [running.name, "1"]

@@ -322,6 +322,9 @@ def export(trained, export_dir, name, batch_max=SERVING_BATCH_MAX, serving_root=
         with tf.io.TFRecordWriter(os.path.join(extra, WARMUP_FILE)) as writer:
             for record in warmup_records(name, signatures, trained.class_names):
                 writer.write(record)
+        if not os.path.isfile(os.path.join(staging, "saved_model.pb")):  # removed under us: publish nothing
+            raise UsageError(f"{staging} lost its SavedModel while being written; is another process cleaning "
+                             f"{model_dir}? Export again")
         final = claim_version(staging, model_dir)
     finally:
         shutil.rmtree(staging, ignore_errors=True)  # there only if the export failed

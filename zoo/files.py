@@ -4,6 +4,7 @@ import glob
 import os
 import re
 import shutil
+import socket
 
 
 @contextlib.contextmanager
@@ -29,17 +30,24 @@ def write_text(path, text):
 
 
 def partial_prefix():
-    """The name prefix of what this process writes aside, file or folder (remove_leftovers reads its pid)."""
-    return f".partial-{os.getpid()}-"
+    """The name prefix of what this process writes aside, file or folder: its pid and host, which
+    remove_leftovers reads (an export folder may be shared by hosts, whose pids are not ours)."""
+    return f".partial-{os.getpid()}-{socket.gethostname()}-"
 
 
 def remove_leftovers(directory):
-    """Removes the .partial-<pid>-* files and folders in `directory` and below whose process is gone
-    (killed while writing). A pid reused since (a restarted container) keeps its own: litter, never a loss."""
+    """Removes the files and folders in `directory` and below that a process of this host wrote aside and
+    left when it was killed. A pid reused since (a restarted container) keeps its own: litter, never a loss."""
+    host = socket.gethostname()
     for path in glob.glob(os.path.join(directory, "**", ".partial-*"), recursive=True):
-        match = re.match(r"\.partial-(\d+)-", os.path.basename(path))
-        if match and not _alive(int(match[1])):
-            shutil.rmtree(path, ignore_errors=True) if os.path.isdir(path) else os.remove(path)
+        match = re.match(r"\.partial-(\d+)-(.*)", os.path.basename(path))
+        if match and match[2].startswith(host + "-") and not _alive(int(match[1])):
+            shutil.rmtree(path, ignore_errors=True) if os.path.isdir(path) else _remove(path)
+
+
+def _remove(path):
+    with contextlib.suppress(FileNotFoundError):  # another process's cleanup got there first
+        os.remove(path)
 
 
 def _alive(pid):

@@ -235,7 +235,7 @@ class PeriodicEvaluation(keras.callbacks.Callback):
 
     def keep_if_best(self, step, fid, feature_sha256):
         if self.best_fid is None:
-            self.best_fid = _best_fid(self.best_dir, self.resumed_at, feature_sha256)
+            self.best_fid = _best_fid(self.best_dir, self.resumed_at, feature_sha256, self.metrics_path)
         if self.agree(fid < self.best_fid):
             self.best_fid = fid
             self.best.save(checkpoint_number=step)
@@ -258,19 +258,23 @@ def _records(metrics_path):
         return [json.loads(line) for line in f if line.strip()]
 
 
-def _best_fid(best_dir, step, feature_sha256):
+def _best_fid(best_dir, step, feature_sha256, metrics_path):
     """The FID to beat: the kept best checkpoint's, or inf where it cannot be trusted. best.json must name
     the checkpoint that is there (a kill between the two writes leaves them apart) at a step this run has
     trained (a resume from an earlier checkpoint trains that step again), scored by the same feature
-    network (another cache or --inception file gives FIDs of another scale)."""
+    network (another cache or --inception file gives FIDs of another scale; a best.json from before it
+    named its network: the one metrics.jsonl names for that evaluation)."""
     path = os.path.join(best_dir, "best.json")
     kept = tf.train.latest_checkpoint(best_dir)
     if not (os.path.isfile(path) and kept):
         return math.inf
     with open(path) as f:
         record = json.load(f)
+    scored_by = record.get("feature_sha256") or next(
+        (r.get("feature_sha256") for r in _records(metrics_path) if r.get("step") == record["step"] and "fid" in r),
+        None)
     if (kept != os.path.join(best_dir, f"ckpt-{record['step']}") or record["step"] > step
-            or record.get("feature_sha256") != feature_sha256):
+            or scored_by != feature_sha256):
         return math.inf
     return record["fid"]
 

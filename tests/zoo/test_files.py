@@ -1,5 +1,6 @@
 """Writing aside and renaming: a kill at any moment leaves the old file whole, and no litter behind."""
 import os
+import socket
 import subprocess
 import sys
 
@@ -8,14 +9,24 @@ from zoo import files
 
 def test_a_partial_file_of_a_dead_process_is_removed_and_a_living_one_s_kept(tmp_path):
     dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
-    (tmp_path / f".partial-{dead.stdout.strip()}-model.keras").write_text("cut short by a kill")
+    dead_prefix = files.partial_prefix().replace(str(os.getpid()), dead.stdout.strip(), 1)
+    (tmp_path / f"{dead_prefix}model.keras").write_text("cut short by a kill")
     (tmp_path / "checkpoints" / "best").mkdir(parents=True)
-    (tmp_path / "checkpoints" / "best" / f".partial-{dead.stdout.strip()}-best.json").write_text("cut short")
-    (tmp_path / f".partial-{os.getpid()}-config.json").write_text("being written")
+    (tmp_path / "checkpoints" / "best" / f"{dead_prefix}best.json").write_text("cut short")
+    (tmp_path / f"{files.partial_prefix()}config.json").write_text("being written")
     (tmp_path / "model.keras").write_text("the whole one")
     files.remove_leftovers(str(tmp_path))
-    assert sorted(os.listdir(tmp_path)) == [f".partial-{os.getpid()}-config.json", "checkpoints", "model.keras"]
+    assert sorted(os.listdir(tmp_path)) == [f"{files.partial_prefix()}config.json", "checkpoints", "model.keras"]
     assert os.listdir(tmp_path / "checkpoints" / "best") == []
+
+
+def test_what_another_host_writes_aside_is_kept_whatever_its_pid(tmp_path):
+    # A folder shared by hosts (an export directory that TF Serving reads): their pids are not this host's.
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    other_host = tmp_path / f".partial-{dead.stdout.strip()}-not-{socket.gethostname()}-x1"
+    other_host.mkdir()
+    files.remove_leftovers(str(tmp_path))
+    assert other_host.exists()
 
 
 def test_written_aside_replaces_the_file_only_when_the_block_succeeds(tmp_path):

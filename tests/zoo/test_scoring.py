@@ -166,19 +166,26 @@ def test_every_worker_saves_the_best_checkpoint_when_the_chief_scored_better(chi
     assert saved == ([6] if chief_better else [])
 
 
-@pytest.mark.parametrize("kept, recorded, trained_to, scored_by, expected", [
-    (5, 5, 10, "abc", 1.5),  # the record names the kept checkpoint, at a step this run has trained
-    (5, 3, 10, "abc", float("inf")),  # killed between saving the checkpoint and writing best.json
-    (5, 5, 4, "abc", float("inf")),  # resumed from before the best: it trains step 5 again
-    (5, 5, 10, "def", float("inf")),  # scored by another feature network (another cache or --inception)
-    (5, 5, 10, None, float("inf")),  # a record from before best.json named its feature network
+@pytest.mark.parametrize("kept, recorded, trained_to, scored_by, logged_by, expected", [
+    (5, 5, 10, "abc", None, 1.5),  # the record names the kept checkpoint, at a step this run has trained
+    (5, 3, 10, "abc", None, float("inf")),  # killed between saving the checkpoint and writing best.json
+    (5, 5, 4, "abc", None, float("inf")),  # resumed from before the best: it trains step 5 again
+    (5, 5, 10, "def", None, float("inf")),  # scored by another feature network (another cache or --inception)
+    (5, 5, 10, None, "abc", 1.5),  # a best.json from before it named its network: metrics.jsonl's line does
+    (5, 5, 10, None, "def", float("inf")),
+    (5, 5, 10, None, None, float("inf")),  # no way to tell
 ])
 def test_the_best_fid_to_beat_is_trusted_only_when_record_and_checkpoint_agree(kept, recorded, trained_to,
-                                                                                scored_by, expected, tmp_path):
+                                                                                scored_by, logged_by, expected,
+                                                                                tmp_path):
     import tensorflow as tf
 
     best_dir = str(tmp_path / "best")
     tf.train.CheckpointManager(tf.train.Checkpoint(v=tf.Variable(1.0)), best_dir, 1).save(checkpoint_number=kept)
     with open(os.path.join(best_dir, "best.json"), "w") as f:
         json.dump({"step": recorded, "fid": 1.5, **({"feature_sha256": scored_by} if scored_by else {})}, f)
-    assert scoring._best_fid(best_dir, trained_to, "abc") == expected
+    metrics_path = tmp_path / "metrics.jsonl"
+    metrics_path.write_text("".join(json.dumps(line) + "\n" for line in [
+        {"epoch": 1, "step": 4, "seconds": 9.0},
+        {"step": recorded, "fid": 1.5, **({"feature_sha256": logged_by} if logged_by else {})}]))
+    assert scoring._best_fid(best_dir, trained_to, "abc", str(metrics_path)) == expected
