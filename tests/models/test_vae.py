@@ -272,7 +272,7 @@ def test_bits_per_dim_only_for_the_discretised_logistic(tmp_path):
 
 def test_a_step_the_loss_scaler_skips_still_counts_as_a_step():
     model = _vae()
-    model.compile(optimizer=keras.optimizers.LossScaleOptimizer(keras.optimizers.Adam(1e-3), initial_scale=1e38))
+    model.compile(optimizer=keras.optimizers.LossScaleOptimizer(keras.optimizers.Adam(1e-3), initial_scale=float("inf")))
     model.train_step({"images": tf.random.stateless_uniform([8, SIZE, SIZE, 1], [0, 2], -1.0, 1.0)})
     assert int(model.optimizer.iterations) == 0  # the scaler did skip it
     assert int(model.step) == 1
