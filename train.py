@@ -48,8 +48,8 @@ flags.DEFINE_integer("base_filters", DEFAULTS.base_filters,
                      "Width of the networks: filters of D's first and G's last hidden convolution.")
 flags.DEFINE_float("learning_rate", None, "Adam learning rate. " + per_model("learning_rate"))
 flags.DEFINE_float("beta_1", None, "Adam beta_1. " + per_model("beta_1"))
-flags.DEFINE_float("lr_decay", None, "Share of the run, at its end, over which the learning rate falls linearly to "
-                                     "0 (0: constant; 0.5: pix2pix's second half). " + per_model("lr_decay"))
+flags.DEFINE_float("lr_decay", DEFAULTS.lr_decay, "Share of the run, at its end, over which the learning rate "
+                   "falls linearly to 0 (0: constant; 0.5: pix2pix's second half; see docs/results.md).")
 flags.DEFINE_string("workdir", None, "Run directory: flags, checkpoints, samples, metrics, TensorBoard logs. "
                                      "Default: runs/<model>_<dataset>.")
 flags.DEFINE_integer("seed", DEFAULTS.seed, "Seed of weights, noise, shuffling and the fixed sample grid.")

@@ -126,9 +126,7 @@ class DCGAN(keras.Model):
     needs_labels = False
     # 5 passes over shapes' 30000 images, 2320 steps (epochs cut to whole executions of 16). Adam at 5e-4 (the paper's 2e-4 stays a flag away):
     # the cGAN's class accuracy after 936 steps on shapes was 0.81 with it, 0.75 with 2e-4 (docs/results.md).
-    # The rate decays to 0 over the second half: 20 minutes on Fashion-MNIST gave FID 0.585 against 0.64 at
-    # a constant rate (DCGAN), 0.22 against 0.32 (cGAN, with --class_loss=0.3; docs/results.md).
-    config_defaults = {"epochs": 5, "learning_rate": 5e-4, "lr_decay": 0.5}
+    config_defaults = {"epochs": 5, "learning_rate": 5e-4}
     optimizer_names = ("d_optimizer", "g_optimizer")
     evaluations = ()  # zoo.metrics plug-ins run on the test split at the end of training
 

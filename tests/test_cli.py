@@ -18,7 +18,6 @@ def test_help_names_each_models_own_defaults(run_script):
     assert "Default per model: cgan 0.0005, dcgan 0.0005, vae 0.001." in help_text
     assert "Default per model: cgan 100, dcgan 100, vae 32." in help_text
     assert "Default per model: cgan 0.5, dcgan 0.5, vae 0.9." in help_text
-    assert "Default per model: cgan 0.5, dcgan 0.5, vae 0." in help_text  # lr_decay
 
 
 @pytest.mark.parametrize("flag, message", [

@@ -138,9 +138,9 @@ def class_scores(tiny_config, shapes_feature_cache, tmp_path_factory):
 
 def test_generated_images_are_classified_as_their_asked_class_well_above_chance(class_scores):
     """The label steers G within a few hundred steps: chance is 1/6, the classifier scores 0.935 on real images."""
-    # Measured 0.340 (seed 0, 2026-11-24, shapes 3.0.0, --lr_decay=0.5; 0.283 at a constant rate; 0.322 on shapes
-    # 2.0.0, and 0.265 there after 450 steps: short runs swing); label-blind G: about 0.17.
-    assert class_scores["class_accuracy"] >= 0.25
+    # Measured 0.283 (seed 0, 2026-11-24, shapes 3.0.0; 0.340 with --lr_decay=0.5; 0.322 on shapes 2.0.0, and
+    # 0.265 there after 450 steps: short runs swing); label-blind G: about 0.17.
+    assert class_scores["class_accuracy"] >= 0.23
 
 
 def test_a_dataset_without_labels_fails_before_anything_is_built(tmp_path, monkeypatch):
