@@ -15,8 +15,9 @@ convolution, doubling per layer inwards (64 px, b = 128: G 1024-512-256-128).
 
 Expected from the default run (seed 0, shapes 3.0.0, docs/results.md): all six shapes in the
 data's colours on dark backgrounds, some edges ragged; FID 13.7, 11.1, 9.7, 9.3 at steps 512, 1008,
-1504, 2000 on a fresh clone (2000 samples; the real data's floor 0.08; another run of the same
-command, with XLA: 12.1, 8.6, 8.8, 8.4). 10 minutes (--epochs=17): crisp shapes, FID 5.5 (10000 samples).
+1504, 2000 on a fresh clone (2000 samples; the real data's floor 0.08). The run is deterministic, XLA
+included: a later run of the same training code gave 13.71 and 11.10 again (docs/results.md). 10 minutes
+(--epochs=17): crisp shapes, FID 5.5 (10000 samples).
 """
 import math
 
