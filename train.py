@@ -157,7 +157,14 @@ def config_from_flags():
     saved = os.path.join(config.workdir, "config.json")
     if not os.path.isfile(saved):
         return config
-    return zoo.Config(**{**dataclasses.asdict(zoo.Config.read(saved)), **given, "model": FLAGS.model})
+    run = dataclasses.asdict(zoo.Config.read(saved))
+    kept = {name: value for name, value in run.items() if name not in given and name != "workdir"}
+    changed = {name: value for name, value in kept.items() if value != getattr(config, name)}
+    if changed:
+        logging.info("Resuming %s with its own settings where they differ from the defaults: %s", config.workdir,
+                     ", ".join(f"{name}={value!r}" for name, value in sorted(changed.items())))
+    # The folder the run is in now, not the one its config.json names (it may have been moved).
+    return zoo.Config(**{**kept, **given, "workdir": config.workdir})
 
 
 def check_paths(config):

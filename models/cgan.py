@@ -16,8 +16,8 @@ pull towards the most classifiable image), at 0.3 each class in many colours and
 0.34, FID 5.3 against 10.4 at 1, in a third of the steps). The losses stay the textbook ones,
 plus lambda CE when --class_loss = lambda > 0.
 
-    python train.py --model=cgan   # shapes, 2320 steps of 64; about 3.5 min on a quiet 2-core CPU (80 ms
-        # a step). Expect (seed 0, shapes 3.0.0): each grid row its class in varied colours and sizes, some
+    python train.py --model=cgan   # shapes, 2320 steps of 64; about 3 min of training on a quiet 2-core CPU
+        # (80 ms a step). Expect (seed 0, shapes 3.0.0): each grid row its class in varied colours and sizes, some
         # edges ragged; class accuracy 0.32, 0.69, 0.89, 0.99 at steps 512-2000; at the end FID 5.3, recall
         # 0.34, class accuracy 0.995 (10000 samples; docs/results.md).
     python train.py --model=cgan --dataset=fashion_mnist --epochs=3 --steps_per_epoch=300

@@ -216,6 +216,14 @@ def test_an_export_killed_midway_leaves_nothing_the_next_export_keeps(trained_ru
     assert sorted(os.listdir(tmp_path / "dcgan")) == [running.name, "1"]
 
 
+def test_an_export_whose_folder_was_emptied_under_it_publishes_nothing(trained_runs, tmp_path, monkeypatch):
+    # Another process's cleanup removed what write_out wrote; the version must not appear half-made.
+    monkeypatch.setattr(type(keras.export.ExportArchive()), "write_out", lambda self, path, **kwargs: None)
+    with pytest.raises(UsageError, match="lost its SavedModel while being written"):
+        export.export(export.load_trained(trained_runs["dcgan"]), str(tmp_path), "dcgan")
+    assert os.listdir(tmp_path / "dcgan") == []
+
+
 def test_two_exports_at_once_get_two_complete_versions(trained_runs, tmp_path):
     command = [sys.executable, "export.py", f"--workdir={trained_runs['dcgan']}", f"--export_dir={tmp_path}"]
     runs = [subprocess.Popen(command, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,

@@ -30,18 +30,19 @@ def write_text(path, text):
 
 
 def partial_prefix():
-    """The name prefix of what this process writes aside, file or folder: its pid and host, which
-    remove_leftovers reads (an export folder may be shared by hosts, whose pids are not ours)."""
-    return f".partial-{os.getpid()}-{socket.gethostname()}-"
+    """The name prefix of what this process writes aside, file or folder: its pid and host ('@' is in no
+    host name), which remove_leftovers reads (an export folder may be shared by hosts, whose pids are not ours)."""
+    return f".partial-{os.getpid()}@{socket.gethostname()}@"
 
 
 def remove_leftovers(directory):
     """Removes the files and folders in `directory` and below that a process of this host wrote aside and
-    left when it was killed. A pid reused since (a restarted container) keeps its own: litter, never a loss."""
+    left when it was killed (names without a host, from zoos before 2026-11-24, count as this host's).
+    A pid reused since (a restarted container) keeps its own: litter, never a loss."""
     host = socket.gethostname()
     for path in glob.glob(os.path.join(directory, "**", ".partial-*"), recursive=True):
-        match = re.match(r"\.partial-(\d+)-(.*)", os.path.basename(path))
-        if match and match[2].startswith(host + "-") and not _alive(int(match[1])):
+        match = re.match(r"\.partial-(\d+)(?:@([^@]*)@|-)", os.path.basename(path))
+        if match and match[2] in (None, host) and not _alive(int(match[1])):
             shutil.rmtree(path, ignore_errors=True) if os.path.isdir(path) else _remove(path)
 
 

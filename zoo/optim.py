@@ -19,9 +19,9 @@ def adam_from(learning_rate, beta_1):
 class LinearDecay(keras.optimizers.schedules.LearningRateSchedule):
     """Constant, then falling linearly to 0 over the last `share` of `total_steps` (pix2pix's schedule).
 
-    A GAN at a constant rate keeps jittering around where it got to; the fall lets the last part
-    of a fixed budget settle (on Fashion-MNIST the DCGAN's FID rose after 10 minutes at a constant
-    5e-4; docs/results.md). Counted in the optimiser's updates, which the checkpoint keeps.
+    A GAN at a constant rate keeps moving around where it got to; the fall lets the end of a fixed
+    budget settle. Measured (docs/results.md): it helped 20-minute runs a little and cost 5-minute
+    ones more, hence off by default. Counted in the optimiser's updates, which the checkpoint keeps.
     `total_steps` None (a model built to export or evaluate): constant.
     """
 
@@ -41,10 +41,12 @@ class LinearDecay(keras.optimizers.schedules.LearningRateSchedule):
 def plan_decay(optimizer, steps_to_train):
     """Ends `optimizer`'s LinearDecay, if it has one, after `steps_to_train` more updates.
 
-    Set when a run (re)starts, before its train function is traced: the length is the steps trained
-    so far plus what this invocation will train, so an unchanged resume keeps the first plan exactly,
+    Set when a run (re)starts, before its train function is traced: the length is the updates made
+    so far plus the steps this invocation will train, so an unchanged resume keeps the first plan,
     and a resume with other --epochs, --steps_per_epoch or --batch_size decays to 0 at its new end
-    (the rate jumps to what the new length gives at this step).
+    (the rate jumps to what the new length gives at this step). Under mixed_float16 a step the loss
+    scaler skips makes no update: the run then ends that many updates short of 0, and a resume
+    re-plans from the updates made (each skip is a few per thousand steps).
     """
     inner = getattr(optimizer, "inner_optimizer", optimizer)  # a LossScaleOptimizer's Adam
     schedule = inner._learning_rate  # Keras 3 keeps the schedule there; `learning_rate` is its value now

@@ -96,6 +96,21 @@ def test_train_py_and_the_python_api_build_the_same_config(run_script, tmp_path)
     assert zoo.Config.from_json(result.stdout[result.stdout.index("{"):]) == zoo.Config(model="vae", workdir="W")
 
 
+def test_a_rerun_takes_the_runs_settings_for_flags_not_given_and_the_folder_it_is_in_now(run_script, tmp_path):
+    # Begun elsewhere as a cGAN with the class weight of older zoos, then moved; rerun naming only the folder.
+    run = tmp_path / "moved"
+    run.mkdir()
+    (run / "config.json").write_text(zoo.Config(model="cgan", class_loss=1.0, workdir="/elsewhere/run").to_json())
+    code = ("import logging, train; logging.basicConfig(level=logging.INFO); "
+            "train.FLAGS(['train.py', '--workdir=%s', '--epochs=9']); "
+            "print(train.config_from_flags().to_json())" % run)
+    result = run_script("-c", code)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert zoo.Config.from_json(result.stdout[result.stdout.index("{"):]) == \
+        zoo.Config(model="cgan", class_loss=1.0, workdir=str(run), epochs=9)
+    assert "its own settings where they differ from the defaults: class_loss=1.0, model='cgan'" in result.stderr
+
+
 @pytest.mark.parametrize("field, value, message", [
     ("eval_every", -1, r"eval_every must be >= 0 \(0: off\)"),
     ("eval_samples", 1, "eval_samples must be at least 2"),

@@ -23,10 +23,19 @@ def test_a_partial_file_of_a_dead_process_is_removed_and_a_living_one_s_kept(tmp
 def test_what_another_host_writes_aside_is_kept_whatever_its_pid(tmp_path):
     # A folder shared by hosts (an export directory that TF Serving reads): their pids are not this host's.
     dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
-    other_host = tmp_path / f".partial-{dead.stdout.strip()}-not-{socket.gethostname()}-x1"
-    other_host.mkdir()
+    others = [tmp_path / f".partial-{dead.stdout.strip()}@{host}@x1" for host in
+              (f"not-{socket.gethostname()}", f"{socket.gethostname()}-2")]  # a pod and its namesake-2
+    for other in others:
+        other.mkdir()
     files.remove_leftovers(str(tmp_path))
-    assert other_host.exists()
+    assert all(other.exists() for other in others)
+
+
+def test_leftovers_named_before_names_had_a_host_are_removed_as_this_host_s(tmp_path):
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    (tmp_path / f".partial-{dead.stdout.strip()}-model.keras").write_text("cut short by a kill")
+    files.remove_leftovers(str(tmp_path))
+    assert os.listdir(tmp_path) == []
 
 
 def test_written_aside_replaces_the_file_only_when_the_block_succeeds(tmp_path):

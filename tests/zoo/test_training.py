@@ -355,7 +355,7 @@ def test_a_run_extended_on_resume_trains_its_new_steps_with_a_rate_decaying_to_i
     assert float(resumed.g_optimizer.learning_rate) == pytest.approx(1e-3 * 1 / 2.5)
 
 
-def test_a_run_with_lr_decay_exports_and_is_evaluated_from_its_checkpoint(decayed_run):
+def test_a_run_with_lr_decay_loads_as_export_and_evaluation_load_it(decayed_run):
     config, _, _, resumed = decayed_run
     loaded = export.load_trained(config.workdir).model  # built without a run length: the same optimiser layout
     for a, b in zip(loaded.generator.weights, resumed.generator.weights):
