@@ -115,8 +115,7 @@ CLI_CASES = {
                              "error: $TMP/badjson/config.json: not valid JSON (Expecting ',' delimiter: line 1 "
                              "column 31 (char 30)); fix or delete that file"),
     "another model's run": ("train.py", ["--workdir=$TMP/run", "--model=vae", "--latent_dim=8", "--base_filters=8"],
-                            "error: $TMP/run holds a run with other settings (beta_1=0.5 there, 0.9 now, "
-                            "learning_rate=0.0005 there, 0.001 now, model='dcgan' there, 'vae' now); pass the "
+                            "error: $TMP/run holds a run with other settings (model='dcgan' there, 'vae' now); pass the "
                             "same flags to resume it, or another --workdir"),
     "a run of another version of its data": (
         "train.py", ["--workdir=$TMP/oldshapes", "--latent_dim=8", "--base_filters=8"],
