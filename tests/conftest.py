@@ -22,6 +22,13 @@ def make_tiny_config(workdir, **overrides):
     return zoo.Config(**{**values, **overrides})
 
 
+@pytest.fixture
+def dead_pid():
+    """The pid of a process that has exited: what a process killed while writing leaves in its names."""
+    done = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    return int(done.stdout)
+
+
 @pytest.fixture(scope="session")
 def tiny_config():
     return make_tiny_config

@@ -204,9 +204,8 @@ def test_a_version_taken_between_listing_and_claiming_is_skipped(trained_runs, t
     assert sorted(os.listdir(tmp_path / "dcgan")) == ["1", "2"]
 
 
-def test_an_export_killed_midway_leaves_nothing_the_next_export_keeps(trained_runs, tmp_path):
-    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
-    dead_prefix = files.partial_prefix().replace(str(os.getpid()), dead.stdout.strip(), 1)
+def test_an_export_killed_midway_leaves_nothing_the_next_export_keeps(trained_runs, tmp_path, dead_pid):
+    dead_prefix = files.partial_prefix().replace(str(os.getpid()), str(dead_pid), 1)
     killed = tmp_path / "dcgan" / f"{dead_prefix}x1y2"  # the folder a killed export wrote into
     (killed / "variables").mkdir(parents=True)
     (killed / "saved_model.pb").write_bytes(b"half an export")
