@@ -66,6 +66,18 @@ class SampleGrid(keras.callbacks.Callback):
         self.writer.flush()
 
 
+class LearningRates(keras.callbacks.Callback):
+    """Adds each optimiser's rate at the epoch's end to its logs (metrics.jsonl, TensorBoard), as
+    `d_learning_rate`, `g_learning_rate` (GANs) or `learning_rate`: a --lr_decay run shows its fall.
+    Keras logs only `model.optimizer`'s, which the GANs do not have."""
+
+    def on_epoch_end(self, epoch, logs=None):
+        if logs is None:
+            return
+        for name in self.model.optimizer_names:
+            logs[name.replace("optimizer", "learning_rate")] = float(getattr(self.model, name).learning_rate)
+
+
 class MetricsLog(keras.callbacks.Callback):
     """Appends one JSON line of metrics per epoch, and one when a signal stops the run mid-epoch.
 

@@ -207,6 +207,7 @@ def train(config):
             callbacks.FailOnNonFinite(lambda: saver.last_saved),
             stop,
             grid,
+            callbacks.LearningRates(),  # before the logs that write them
             callbacks.MetricsLog(files["metrics.jsonl"]),  # before the checkpoint: see MetricsLog
             keras.callbacks.TensorBoard(files["tensorboard"], write_graph=False),
             saver,  # records the progress that SaveOnPreemption may save

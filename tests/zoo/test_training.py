@@ -348,6 +348,15 @@ def test_lr_decay_brings_every_optimisers_rate_to_zero_at_the_end_of_the_run(dec
         assert float(optimizer.learning_rate) == 0.0
 
 
+def test_metrics_log_records_each_optimisers_rate_at_every_epochs_end(decayed_run):
+    config = decayed_run[0]
+    with open(os.path.join(config.workdir, "metrics.jsonl")) as f:
+        epochs = [line for line in map(json.loads, f) if "epoch" in line]
+    # Constant 1e-3 up to step 2 of the first plan's 4, 0 at its end; the resume's new end is its last step.
+    for name in ("d_learning_rate", "g_learning_rate"):
+        assert [line[name] for line in epochs] == [pytest.approx(1e-3), 0.0, 0.0]
+
+
 def test_a_run_extended_on_resume_trains_its_new_steps_with_a_rate_decaying_to_its_new_end(decayed_run):
     _, _, before, resumed = decayed_run
     assert any(not np.array_equal(a, b.numpy()) for a, b in zip(before, resumed.generator.weights))
