@@ -247,8 +247,12 @@ class PeriodicEvaluation(keras.callbacks.Callback):
 
 
 def _elapsed_so_far(metrics_path):
-    return max((record["elapsed_seconds"] for record in _records(metrics_path) if "elapsed_seconds" in record),
-               default=0.0)
+    """Seconds a resumed run has trained before: its epochs' (a signal's stop logs its part of one),
+    or its last evaluation's clock if later (a kill mid-epoch logs nothing after it). The epochs
+    count the steps between the last evaluation and the checkpoint, which the evaluation's clock missed."""
+    records = _records(metrics_path)
+    epochs = sum(record["seconds"] for record in records if "epoch" in record and "seconds" in record)
+    return max([epochs] + [record["elapsed_seconds"] for record in records if "elapsed_seconds" in record])
 
 
 def _records(metrics_path):

@@ -88,6 +88,20 @@ def test_a_vae_is_scored_on_its_samples_and_its_test_likelihood(tiny_config, sha
     assert record["test_negative_elbo_nats"] > 0 and record["test_split"] == "test"
 
 
+def test_a_resumed_runs_clock_counts_the_steps_after_its_last_evaluation(tmp_path):
+    lines = [{"step": 100, "elapsed_seconds": 25.0, "fid": 9.0}, {"epoch": 1, "step": 128, "seconds": 30.0},
+             {"epoch": 2, "step": 200, "seconds": 12.5, "stopped": True},  # SIGTERM: the checkpoint at 200
+             {"workdir": str(tmp_path), "step": 128, "fid": 9.5}]  # python -m zoo.evaluate's line
+    (tmp_path / "metrics.jsonl").write_text("".join(json.dumps(line) + "\n" for line in lines))
+    assert scoring._elapsed_so_far(str(tmp_path / "metrics.jsonl")) == 42.5
+
+
+def test_a_run_killed_in_its_first_epoch_resumes_its_clock_from_its_last_evaluation(tmp_path):
+    (tmp_path / "metrics.jsonl").write_text(json.dumps({"step": 100, "elapsed_seconds": 25.0, "fid": 9.0}) + "\n")
+    assert scoring._elapsed_so_far(str(tmp_path / "metrics.jsonl")) == 25.0
+    assert scoring._elapsed_so_far(str(tmp_path / "absent.jsonl")) == 0.0
+
+
 class _Counter:
     """A model stand-in: fit calls on_train_batch_end once per execution, so the step jumps."""
 
