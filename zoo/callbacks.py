@@ -14,6 +14,11 @@ from zoo import checkpoints, files, images
 from zoo.errors import Diverged
 
 
+def _value(variable):
+    """A scalar variable's value as a float; float() refuses a MirroredVariable (several replicas)."""
+    return float(keras.ops.convert_to_numpy(variable))
+
+
 class FailOnNonFinite(keras.callbacks.Callback):
     """Stops at the first step whose loss is NaN or infinite, before anything saves its weights.
 
@@ -35,7 +40,7 @@ class FailOnNonFinite(keras.callbacks.Callback):
                                f"--learning_rate or --precision=float32")
 
     def _skipped_by_loss_scaler(self):
-        scales = [float(optimizer.dynamic_scale) for optimizer in
+        scales = [_value(optimizer.dynamic_scale) for optimizer in
                   (getattr(self.model, name) for name in self.model.optimizer_names)
                   if isinstance(optimizer, keras.optimizers.LossScaleOptimizer)]
         return bool(scales) and min(scales) >= 1 and checkpoints.all_finite(self.model)
@@ -75,7 +80,7 @@ class LearningRates(keras.callbacks.Callback):
         if logs is None:
             return
         for name in self.model.optimizer_names:
-            logs[name.replace("optimizer", "learning_rate")] = float(getattr(self.model, name).learning_rate)
+            logs[name.replace("optimizer", "learning_rate")] = _value(getattr(self.model, name).learning_rate)
 
 
 class MetricsLog(keras.callbacks.Callback):
