@@ -2,6 +2,7 @@
 
     python -m zoo.evaluate --workdir=runs/dcgan_shapes              # its latest checkpoint
     python -m zoo.evaluate --workdir=runs/dcgan_shapes --checkpoint=best
+    python -m zoo.evaluate --workdir=runs/dcgan_shapes --generator=raw --output_dir=DIR  # without the EMA
     python -m zoo.evaluate --export=exports/cgan/1 --dataset=shapes  # a SavedModel, through TensorFlow only
     python -m zoo.evaluate --dataset=fashion_mnist                   # the real-data floor: train vs test images
 
@@ -18,18 +19,29 @@ from zoo.errors import UsageError
 from zoo.scoring import evaluate_model, export_sampler, generated_images, model_sampler, evaluate_real, write_record
 
 CHECKPOINTS = ("latest", "best")
+GENERATORS = ("ema", "raw")  # a GAN's weight average (what it samples and exports), or its trained weights
 
 
-def evaluate_workdir(workdir, num_samples, checkpoint="latest", seed=0, progress=True, **overrides):
+def evaluate_workdir(workdir, num_samples, checkpoint="latest", seed=0, progress=True, generator="ema",
+                     **overrides):
     """The scores of a work directory's model, restored from its `checkpoint` (latest or best);
-    `overrides`: Config fields to change (features, inception, cache_dir, data_dir, batch_size)."""
+    `generator`="raw" scores a GAN's trained weights instead of their moving average (the EMA's
+    ablation: one training, both generators); `overrides`: Config fields to change (features,
+    inception, cache_dir, data_dir, batch_size)."""
     from zoo import export  # imports zoo.training, which imports this module for its callback
     config, model, _ = export.load_trained(workdir, checkpoint)
+    raw = {}
+    if generator == "raw":
+        if getattr(model, "ema_generator", None) is None:
+            raise UsageError(f"--generator=raw: {workdir} keeps no moving average of its generator ({config.model}, "
+                             f"ema_kimg={config.ema_kimg:g}), so it samples its raw weights already: drop the flag")
+        model.ema_generator = None  # its sampler, and so its `sample` endpoint, are now the trained weights
+        raw = {"generator": "raw"}
     config = config.replace(**overrides)
     source = get_source(config)
     check_same_data(source, workdir)  # scored against the test split of the data it was trained on
     return {"workdir": workdir, "model": config.model, "dataset": config.dataset, "checkpoint": checkpoint,
-            "step": int(model.step.numpy()), "seed": seed,
+            "step": int(model.step.numpy()), "seed": seed, **raw,
             **evaluate_model(config, source, model_sampler(model), num_samples, seed, model, progress)}
 
 
@@ -70,8 +82,11 @@ def main(argv):
     if len(sources) > 1:
         raise UsageError("pass one of --workdir and --export, not both")
     if FLAGS.workdir:
-        record = evaluate_workdir(FLAGS.workdir, FLAGS.num_samples, FLAGS.checkpoint, FLAGS.seed, **given)
+        record = evaluate_workdir(FLAGS.workdir, FLAGS.num_samples, FLAGS.checkpoint, FLAGS.seed,
+                                  generator=FLAGS.generator, **given)
     else:
+        if FLAGS["generator"].present:
+            raise UsageError("--generator chooses between a work directory's generators: pass it with --workdir")
         if not FLAGS.dataset:
             raise UsageError("pass --workdir=RUN_DIR, --export=EXPORT_VERSION_DIR with --dataset, or --dataset "
                              "alone for the real-data floor")
@@ -106,6 +121,8 @@ def define_flags():
     flags.DEFINE_enum("checkpoint", "latest", CHECKPOINTS, "Which checkpoint of --workdir: latest or best "
                                                            "(lowest FID during training).")
     flags.DEFINE_integer("seed", 0, "Seed of the generated images: batch b draws with seed + b.")
+    flags.DEFINE_enum("generator", "ema", GENERATORS, "GANs of --workdir: score the moving average of G's weights "
+                                                      "(ema: what grids and exports use) or the trained weights (raw).")
     flags.DEFINE_enum("features", defaults.features, ("domain", "inception"),
                       "Feature network: domain (a small CNN trained on the dataset's labels, cached) or inception.")
     flags.DEFINE_string("inception", defaults.inception, "Inception weights: the TTUR/TF-GAN graph "

@@ -6,6 +6,7 @@ import subprocess
 import sys
 
 import pytest
+import tensorflow_datasets as tfds
 
 import zoo
 from zoo import export
@@ -57,6 +58,28 @@ def test_a_workdir_is_scored_into_eval_json_and_metrics_jsonl(workdir, shapes_fe
     assert record["real_split"] == "test" and record["real_images"] == 3000 and record["features"] == "domain"
     for name in ("fid", "kid", "kid_std", "precision", "recall"):
         assert f"\n{name} " in result.stdout and isinstance(record[name], float)  # the printed table
+
+
+def test_generator_raw_scores_a_gans_trained_weights_instead_of_their_average(workdir, shapes_feature_cache):
+    from zoo import evaluate
+
+    scores = {generator: evaluate.evaluate_workdir(workdir, 100, generator=generator, progress=False,
+                                                   cache_dir=shapes_feature_cache) for generator in ("ema", "raw")}
+    assert scores["raw"]["generator"] == "raw" and "generator" not in scores["ema"]
+    assert scores["raw"]["fid"] != scores["ema"]["fid"]  # the same step, seeds and data: only the weights differ
+
+
+def test_generator_raw_without_an_average_or_a_workdir_is_one_line(tiny_config, tmp_path):
+    config = tiny_config(tmp_path / "plain", dataset="shapes", ema_kimg=0, steps_per_epoch=1)
+    with tfds.testing.mock_data(num_examples=8):
+        zoo.train(config)
+    result = _run("-m", "zoo.evaluate", f"--workdir={config.workdir}", "--generator=raw")
+    assert result.returncode == 1 and result.stderr.strip().splitlines()[-1] == (
+        f"error: --generator=raw: {config.workdir} keeps no moving average of its generator (dcgan, ema_kimg=0), "
+        "so it samples its raw weights already: drop the flag")
+    result = _run("-m", "zoo.evaluate", "--dataset=shapes", "--generator=raw")
+    assert result.stderr.strip().splitlines()[-1] == (
+        "error: --generator chooses between a work directory's generators: pass it with --workdir")
 
 
 def test_an_export_is_scored_without_the_projects_model_code(workdir, shapes_feature_cache, tmp_path):
