@@ -63,8 +63,8 @@ class Config:
     ema_kimg: float = 10.0  # GANs: half-life of G's weight average in thousands of images; 0: no average
     ema_rampup: float = 0.05  # GANs: the half-life is at most this share of the images seen so far; 0: no cap
     diffaugment: str = "color,translation"  # GANs: DiffAugment transforms of D's inputs; "": none (cutout, measured in
-    # docs/results.md: it hid the cGAN's class on shapes, and cost the default shapes DCGAN run more than it gave
-    # 15-20 minutes of Fashion-MNIST)
+    # docs/results.md: it hid the cGAN's class on shapes, roughened the default shapes DCGAN run, and helped the
+    # DCGAN on Fashion-MNIST only after 10 minutes)
     r1_gamma: float = 0.0  # GANs: weight of the R1 penalty on D's real-image gradients; 0: off
     class_loss: float = 0.3  # cGAN: weight of the auxiliary classifier's cross-entropy (AC-GAN); 0: off (0.3: measured,
     # docs/results.md: 1 collapsed each class of shapes to one image)
