@@ -32,10 +32,15 @@ def evaluate_workdir(workdir, num_samples, checkpoint="latest", seed=0, progress
     config, model, _ = export.load_trained(workdir, checkpoint)
     raw = {}
     if generator == "raw":
-        if getattr(model, "ema_generator", None) is None:
-            raise UsageError(f"--generator=raw: {workdir} keeps no moving average of its generator ({config.model}, "
-                             f"ema_kimg={config.ema_kimg:g}), so it samples its raw weights already: drop the flag")
-        model.ema_generator = None  # its sampler, and so its `sample` endpoint, are now the trained weights
+        if not hasattr(model, "ema_generator"):
+            raise UsageError(f"--generator=raw: {workdir} is a {config.model}; only the GANs keep a moving average "
+                             f"of their generator")
+        if model.ema_generator is None:
+            raise UsageError(f"--generator=raw: {workdir} keeps no moving average of its generator "
+                             f"(ema_kimg=0), so it samples its trained weights already: drop the flag")
+        # Its sampler, and so the `sample` endpoint traced below, are now the trained weights. This model
+        # is scored and dropped, never saved: its average's weights are still in it.
+        model.ema_generator = None
         raw = {"generator": "raw"}
     config = config.replace(**overrides)
     source = get_source(config)
@@ -96,7 +101,8 @@ def main(argv):
         else:
             record = {"dataset": config.dataset, "image_size": config.image_size,
                       **evaluate_real(config, get_source(config), FLAGS.num_samples)}
-    output_dir = FLAGS.output_dir or FLAGS.workdir
+    # A raw generator's scores are not the run's: they go where --output_dir says, or nowhere.
+    output_dir = FLAGS.output_dir or (FLAGS.workdir if FLAGS.generator == "ema" else None)
     if output_dir:
         write_record(record, output_dir)
     print(table(record))
@@ -122,7 +128,8 @@ def define_flags():
                                                            "(lowest FID during training).")
     flags.DEFINE_integer("seed", 0, "Seed of the generated images: batch b draws with seed + b.")
     flags.DEFINE_enum("generator", "ema", GENERATORS, "GANs of --workdir: score the moving average of G's weights "
-                                                      "(ema: what grids and exports use) or the trained weights (raw).")
+                                                      "(ema: what grids and exports use) or the trained weights (raw: "
+                                                      "written only to --output_dir, never over the run's eval.json).")
     flags.DEFINE_enum("features", defaults.features, ("domain", "inception"),
                       "Feature network: domain (a small CNN trained on the dataset's labels, cached) or inception.")
     flags.DEFINE_string("inception", defaults.inception, "Inception weights: the TTUR/TF-GAN graph "
@@ -132,8 +139,8 @@ def define_flags():
     flags.DEFINE_string("data_dir", None, "tfds data directory (default: tfds's).")
     flags.DEFINE_string("manual_dir", None, "Folder of dataset files you already have (see README, Datasets).")
     flags.DEFINE_integer("batch_size", defaults.batch_size, "Images per batch of the real-data pipeline.")
-    flags.DEFINE_string("output_dir", None, "Where eval.json and metrics.jsonl go. Default: --workdir; with --export "
-                                            "or --dataset alone, nothing is written.")
+    flags.DEFINE_string("output_dir", None, "Where eval.json and metrics.jsonl go. Default: --workdir; with --export, "
+                                            "--dataset alone or --generator=raw, nothing is written.")
 
 
 def run_main(argv):

@@ -1,15 +1,18 @@
 """`python -m zoo.evaluate` as a user runs it: a work directory, an export, and one-line errors."""
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 import tensorflow_datasets as tfds
 
 import zoo
 from zoo import export
+from zoo.errors import UsageError
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -60,25 +63,56 @@ def test_a_workdir_is_scored_into_eval_json_and_metrics_jsonl(workdir, shapes_fe
         assert f"\n{name} " in result.stdout and isinstance(record[name], float)  # the printed table
 
 
-def test_generator_raw_scores_a_gans_trained_weights_instead_of_their_average(workdir, shapes_feature_cache):
-    from zoo import evaluate
+def test_generator_raw_samples_a_gans_trained_weights_instead_of_their_average(workdir, monkeypatch):
+    from zoo import evaluate, scoring
+    from zoo.signatures import image_outputs, seeded_normal
 
-    scores = {generator: evaluate.evaluate_workdir(workdir, 100, generator=generator, progress=False,
-                                                   cache_dir=shapes_feature_cache) for generator in ("ema", "raw")}
-    assert scores["raw"]["generator"] == "raw" and "generator" not in scores["ema"]
-    assert scores["raw"]["fid"] != scores["ema"]["fid"]  # the same step, seeds and data: only the weights differ
+    samplers = {}
+    for generator in ("ema", "raw"):
+        monkeypatch.setattr(evaluate, "evaluate_model", lambda config, source, sampler, *args, **kwargs: {"s": sampler})
+        record = evaluate.evaluate_workdir(workdir, 4, generator=generator, progress=False)
+        samplers[generator] = record.pop("s")
+        assert record.get("generator") == ("raw" if generator == "raw" else None)
+    model = export.load_trained(workdir).model
+    z = seeded_normal(4, model.latent_dim, 0)  # what the first batch of 4 draws with seed 0
+    expected = {"ema": model.ema_generator, "raw": model.generator}
+    for generator, sampler in samplers.items():
+        images, _ = next(scoring.generated_images(sampler, 4, 0))
+        wanted = image_outputs(expected[generator](z, training=False))["images_uint8"]
+        assert np.array_equal(images.numpy(), wanted.numpy()), generator
+    assert not np.array_equal(*(next(scoring.generated_images(samplers[g], 4, 0))[0].numpy() for g in samplers))
+
+
+def _run_files(workdir):
+    return {name: open(os.path.join(workdir, name), "rb").read() if os.path.exists(os.path.join(workdir, name))
+            else None for name in ("eval.json", "metrics.jsonl")}
+
+
+def test_generator_raw_writes_nothing_into_the_run(workdir, shapes_feature_cache):
+    before = _run_files(workdir)
+    result = _run("-m", "zoo.evaluate", f"--workdir={workdir}", "--generator=raw", "--num_samples=20",
+                  f"--cache_dir={shapes_feature_cache}")
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert _run_files(workdir) == before
+    assert re.search(r"^generator +raw$", result.stdout, re.M)  # the printed table says what it scored
 
 
 def test_generator_raw_without_an_average_or_a_workdir_is_one_line(tiny_config, tmp_path):
-    config = tiny_config(tmp_path / "plain", dataset="shapes", ema_kimg=0, steps_per_epoch=1)
+    from zoo import evaluate
+
     with tfds.testing.mock_data(num_examples=8):
-        zoo.train(config)
-    result = _run("-m", "zoo.evaluate", f"--workdir={config.workdir}", "--generator=raw")
-    assert result.returncode == 1 and result.stderr.strip().splitlines()[-1] == (
-        f"error: --generator=raw: {config.workdir} keeps no moving average of its generator (dcgan, ema_kimg=0), "
-        "so it samples its raw weights already: drop the flag")
+        for model, ema_kimg in (("dcgan", 0), ("vae", 10)):
+            zoo.train(tiny_config(tmp_path / model, model=model, dataset="shapes", ema_kimg=ema_kimg,
+                                  steps_per_epoch=1))
+    with pytest.raises(UsageError, match=re.escape(
+            f"--generator=raw: {tmp_path / 'dcgan'} keeps no moving average of its generator (ema_kimg=0), "
+            "so it samples its trained weights already: drop the flag")):
+        evaluate.evaluate_workdir(str(tmp_path / "dcgan"), 4, generator="raw")
+    with pytest.raises(UsageError, match=re.escape(
+            f"--generator=raw: {tmp_path / 'vae'} is a vae; only the GANs keep a moving average of their generator")):
+        evaluate.evaluate_workdir(str(tmp_path / "vae"), 4, generator="raw")
     result = _run("-m", "zoo.evaluate", "--dataset=shapes", "--generator=raw")
-    assert result.stderr.strip().splitlines()[-1] == (
+    assert result.returncode == 1 and result.stderr.strip().splitlines()[-1] == (
         "error: --generator chooses between a work directory's generators: pass it with --workdir")
 
 
