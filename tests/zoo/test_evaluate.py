@@ -1,6 +1,7 @@
 """`python -m zoo.evaluate` as a user runs it: a work directory, an export, and one-line errors."""
 import json
 import os
+import pathlib
 import re
 import shutil
 import subprocess
@@ -67,25 +68,23 @@ def test_generator_raw_samples_a_gans_trained_weights_instead_of_their_average(w
     from zoo import evaluate, scoring
     from zoo.signatures import image_outputs, seeded_normal
 
-    samplers = {}
-    for generator in ("ema", "raw"):
-        monkeypatch.setattr(evaluate, "evaluate_model", lambda config, source, sampler, *args, **kwargs: {"s": sampler})
-        record = evaluate.evaluate_workdir(workdir, 4, generator=generator, progress=False)
-        samplers[generator] = record.pop("s")
-        assert record.get("generator") == ("raw" if generator == "raw" else None)
+    monkeypatch.setattr(evaluate, "evaluate_model", lambda config, source, sampler, *args, **kwargs: {"s": sampler})
     model = export.load_trained(workdir).model
     z = seeded_normal(4, model.latent_dim, 0)  # what the first batch of 4 draws with seed 0
     expected = {"ema": model.ema_generator, "raw": model.generator}
-    for generator, sampler in samplers.items():
-        images, _ = next(scoring.generated_images(sampler, 4, 0))
+    sampled = {}
+    for generator in ("ema", "raw"):
+        record = evaluate.evaluate_workdir(workdir, 4, generator=generator, progress=False)
+        assert record.get("generator") == ("raw" if generator == "raw" else None)
+        sampled[generator] = next(scoring.generated_images(record["s"], 4, 0))[0].numpy()
         wanted = image_outputs(expected[generator](z, training=False))["images_uint8"]
-        assert np.array_equal(images.numpy(), wanted.numpy()), generator
-    assert not np.array_equal(*(next(scoring.generated_images(samplers[g], 4, 0))[0].numpy() for g in samplers))
+        assert np.array_equal(sampled[generator], wanted.numpy()), generator
+    assert not np.array_equal(sampled["ema"], sampled["raw"])
 
 
 def _run_files(workdir):
-    return {name: open(os.path.join(workdir, name), "rb").read() if os.path.exists(os.path.join(workdir, name))
-            else None for name in ("eval.json", "metrics.jsonl")}
+    paths = {name: pathlib.Path(workdir, name) for name in ("eval.json", "metrics.jsonl")}
+    return {name: path.read_bytes() if path.exists() else None for name, path in paths.items()}
 
 
 def test_generator_raw_writes_nothing_into_the_run(workdir, shapes_feature_cache):
