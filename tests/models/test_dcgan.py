@@ -225,6 +225,45 @@ def test_one_images_r1_term_does_not_depend_on_the_other_images_of_the_batch():
     np.testing.assert_allclose(terms_perturbed[[0, 2, 3]], terms[[0, 2, 3]], rtol=1e-5)
 
 
+def _d_loss_and_gradients(dcgan, real, fake, jit_compile=False):
+    """step -> D's loss and its gradients at that step, traced once in a tf.function as in training."""
+    @tf.function(jit_compile=jit_compile)
+    def compute():
+        with tf.GradientTape() as tape:
+            loss = dcgan.discriminator_loss(real, fake, {})
+        return loss, tape.gradient(loss, dcgan.discriminator.trainable_variables)
+
+    def at(step):
+        dcgan.steps_trained.assign(step)
+        return compute()
+
+    return at
+
+
+@pytest.mark.parametrize("jit_compile", [False, True])
+def test_lazy_r1_adds_r1_every_times_the_penalty_on_every_r1_every_th_step_and_nothing_between(jit_compile):
+    def discriminator(**r1):
+        dcgan = DCGAN(image_size=32, channels=3, latent_dim=8, base_filters=4, seed=1, d_norm="layer", **r1)
+        dcgan.discriminator.set_weights(reference_weights)
+        return dcgan
+
+    reference_weights = DCGAN(image_size=32, channels=3, latent_dim=8, base_filters=4, d_norm="layer",
+                              seed=1).discriminator.get_weights()
+    real, fake = _hand_made_batch()["images"], -_hand_made_batch()["images"]
+    lazy = discriminator(r1_gamma=10.0, r1_every=4)
+    every_step = discriminator(r1_gamma=40.0)  # 4 x gamma: what the lazy penalty weighs on its steps
+    plain = discriminator()
+    lazy_at = _d_loss_and_gradients(lazy, real, fake, jit_compile)
+    expected_at = {id(m): _d_loss_and_gradients(m, real, fake) for m in (every_step, plain)}
+    for step, expected in [(8, every_step), (9, plain), (11, plain), (12, every_step)]:
+        loss, gradients = lazy_at(step)
+        expected_loss, expected_gradients = expected_at[id(expected)](step)
+        np.testing.assert_allclose(float(loss), float(expected_loss), rtol=1e-5)
+        for gradient, expected_gradient in zip(gradients, expected_gradients):
+            np.testing.assert_allclose(gradient.numpy(), expected_gradient.numpy(), rtol=1e-3, atol=1e-6)
+    assert float(lazy.r1_tracker.result()) == pytest.approx(float(every_step.r1_tracker.result()) / 4, rel=1e-5)
+
+
 def _batch_of(size):
     return {"images": tf.constant(np.random.default_rng(size).uniform(-1, 1, (size, 32, 32, 3)), tf.float32)}
 

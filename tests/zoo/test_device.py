@@ -17,7 +17,8 @@ MIRRORED_STEP = textwrap.dedent("""
     import numpy as np, tensorflow_datasets as tfds, zoo
     from zoo import optim
     config = zoo.Config(workdir=sys.argv[1], batch_size=8, epochs=1, steps_per_epoch=2, latent_dim=8, base_filters=4,
-                        num_samples=4, strategy=sys.argv[4], precision=sys.argv[2], xla=sys.argv[3] == "xla")
+                        num_samples=4, strategy=sys.argv[4], precision=sys.argv[2], xla=sys.argv[3] == "xla",
+                        r1_gamma=1.0, r1_every=2)  # lazy R1's condition on the replicas' shared step
     with tfds.testing.mock_data(num_examples=16):
         model = zoo.train(config)
     strategy = model.distribute_strategy
