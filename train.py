@@ -104,9 +104,9 @@ flags.DEFINE_float("r1_gamma", DEFAULTS.r1_gamma,
                    "GANs: gamma of the R1 penalty (gamma/2) E||grad_x D(x)||^2 on real images, added to D's "
                    "loss; D's batch norm uses its moving statistics there, so each gradient is one image's "
                    "own; 0: off.")
-flags.DEFINE_integer("r1_every", DEFAULTS.r1_every,
-                     "GANs: compute R1 on every r1_every-th step only, weighted by r1_every (StyleGAN2's lazy "
-                     "regularisation): the same penalty on average for less compute; 1: every step.")
+flags.DEFINE_integer("r1_batch_shrink", DEFAULTS.r1_batch_shrink,
+                     "GANs: take R1 on the first 1/r1_batch_shrink of each step's real images only: an unbiased "
+                     "estimate of the same penalty, for less compute; 1: the whole batch.")
 flags.DEFINE_float("class_loss", DEFAULTS.class_loss,
                    "cGAN: weight lambda of an auxiliary classifier on D's features (AC-GAN), trained on real "
                    "images: D's loss gains lambda CE(C(x), y), G's lambda CE(C(G(z, y)), y); 0: off.")

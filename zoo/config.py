@@ -66,7 +66,7 @@ class Config:
     # docs/results.md: it hid the cGAN's class on shapes, roughened the default shapes DCGAN run, and helped the
     # DCGAN on Fashion-MNIST only after 10 minutes)
     r1_gamma: float = 0.0  # GANs: weight of the R1 penalty on D's real-image gradients; 0: off
-    r1_every: int = 1  # GANs: R1 on every r1_every-th step, weighted by r1_every (lazy, StyleGAN2)
+    r1_batch_shrink: int = 1  # GANs: R1 on the first 1/r1_batch_shrink of each real batch (pl_batch_shrink, StyleGAN2-ADA)
     class_loss: float = 0.3  # cGAN: weight of the auxiliary classifier's cross-entropy (AC-GAN); 0: off (0.3: measured,
     # docs/results.md: 1 collapsed each class of shapes to one image)
     d_norm: str = "layer"  # GANs: D's normalisation, one of D_NORMS (layer: measured best, docs/results.md)
@@ -89,7 +89,7 @@ class Config:
             dataset = re.sub(r"[^A-Za-z0-9_.-]+", "_", self.dataset).strip("_")
             object.__setattr__(self, "workdir", os.path.join("runs", f"{self.model}_{dataset}"))
         for name in ("image_size", "batch_size", "epochs", "latent_dim", "base_filters", "num_samples",
-                     "steps_per_execution", "r1_every"):
+                     "steps_per_execution", "r1_batch_shrink"):
             if getattr(self, name) < 1:
                 raise UsageError(f"{name} must be a positive integer, got {getattr(self, name)}")
         if self.image_size not in (32, 64):
@@ -114,6 +114,9 @@ class Config:
         for name in ("ema_kimg", "ema_rampup", "r1_gamma", "class_loss"):
             if not getattr(self, name) >= 0:
                 raise UsageError(f"{name} must be >= 0, got {getattr(self, name)}")
+        if self.r1_batch_shrink > 1 and not self.r1_gamma:
+            raise UsageError(f"r1_batch_shrink={self.r1_batch_shrink} shrinks the R1 penalty's batch, which is off: "
+                             "set r1_gamma > 0 as well")
         augment.parse_policy(self.diffaugment)
         if self.d_norm not in D_NORMS:
             raise UsageError(f"d_norm must be one of {', '.join(D_NORMS)}, got {self.d_norm!r}")

@@ -98,6 +98,18 @@ def test_class_loss_adds_lambda_times_the_auxiliary_cross_entropy_to_both_losses
     assert float(logs["class_loss"]) == pytest.approx(math.log(CLASSES), rel=0.05)
 
 
+def test_r1_on_a_shrunk_batch_pairs_each_image_with_its_own_label():
+    model = ConditionalGAN(image_size=SIZE, channels=3, latent_dim=LATENT, base_filters=8, num_classes=CLASSES,
+                           r1_gamma=10.0, r1_batch_shrink=4)
+    model.compile(d_optimizer=keras.optimizers.Adam(2e-4, beta_1=0.5),
+                  g_optimizer=keras.optimizers.Adam(2e-4, beta_1=0.5))
+    first_two = {"images": BATCH["images"][:2], "labels": BATCH["labels"][:2]}
+    expected = float(tf.reduce_mean(model.r1_penalties(first_two["images"], first_two)))
+    relabelled = {"images": first_two["images"], "labels": first_two["labels"] + 1}
+    assert expected != pytest.approx(float(tf.reduce_mean(model.r1_penalties(relabelled["images"], relabelled))))
+    assert float(model.train_step(BATCH)["r1_penalty"]) == pytest.approx(expected, rel=1e-4)
+
+
 def test_without_class_loss_d_has_no_classifier_head():
     model = _cgan()  # class_loss 0: the projection discriminator alone
     assert "class_loss" not in [m.name for m in model.metrics]

@@ -72,7 +72,8 @@ def test_json_with_unknown_keys_is_refused():
     ("ema_kimg", -1.0, "ema_kimg must be >= 0"),
     ("ema_rampup", float("nan"), "ema_rampup must be >= 0"),
     ("r1_gamma", -0.1, "r1_gamma must be >= 0"),
-    ("r1_every", 0, "r1_every must be a positive integer, got 0"),
+    ("r1_batch_shrink", 0, "r1_batch_shrink must be a positive integer, got 0"),
+    ("r1_batch_shrink", 4, r"r1_batch_shrink=4 shrinks the R1 penalty's batch, which is off: set r1_gamma > 0"),
     ("diffaugment", "translation,flip", "unknown transform flip; known: translation, cutout, color"),
 ])
 def test_bad_values_fail_with_a_message_naming_the_field(field, value, message):

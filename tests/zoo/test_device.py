@@ -18,7 +18,7 @@ MIRRORED_STEP = textwrap.dedent("""
     from zoo import optim
     config = zoo.Config(workdir=sys.argv[1], batch_size=8, epochs=1, steps_per_epoch=2, latent_dim=8, base_filters=4,
                         num_samples=4, strategy=sys.argv[4], precision=sys.argv[2], xla=sys.argv[3] == "xla",
-                        r1_gamma=1.0, r1_every=2)  # lazy R1's condition on the replicas' shared step
+                        r1_gamma=1.0, r1_batch_shrink=2)  # R1 on 2 of each replica's 4 images
     with tfds.testing.mock_data(num_examples=16):
         model = zoo.train(config)
     strategy = model.distribute_strategy
@@ -26,7 +26,8 @@ MIRRORED_STEP = textwrap.dedent("""
     draws = [t.numpy() for t in strategy.experimental_local_results(per_replica)] * 2
     print(json.dumps({"replicas": strategy.num_replicas_in_sync, "step": int(model.step.numpy()),
                       "optimizer": type(model.g_optimizer).__name__,
-                      "latents_differ": not np.allclose(draws[0], draws[-1])}))
+                      "latents_differ": not np.allclose(draws[0], draws[-1]),
+                      "r1_penalty_positive": bool(0 < float(model.r1_tracker.result()) < np.inf)}))
 """)
 
 
@@ -56,7 +57,8 @@ def test_two_replicas_train_with_distinct_noise(run_script, tmp_path):
     result = run_script("-c", MIRRORED_STEP, str(tmp_path / "run"), "float32", "noxla", "mirrored")
     assert result.returncode == 0, result.stderr[-3000:]
     report = json.loads(result.stdout.strip().splitlines()[-1])
-    assert report == {"replicas": 2, "step": 2, "optimizer": "Adam", "latents_differ": True}
+    assert report == {"replicas": 2, "step": 2, "optimizer": "Adam", "latents_differ": True,
+                      "r1_penalty_positive": True}
 
 
 def test_mixed_float16_under_xla_trains_with_loss_scaling(run_script, tmp_path):
@@ -65,7 +67,8 @@ def test_mixed_float16_under_xla_trains_with_loss_scaling(run_script, tmp_path):
     result = run_script("-c", MIRRORED_STEP, str(tmp_path / "run"), "mixed_float16", "xla", "default")
     assert result.returncode == 0, result.stderr[-3000:]
     report = json.loads(result.stdout.strip().splitlines()[-1])
-    assert (report["replicas"], report["step"], report["optimizer"]) == (1, 2, "LossScaleOptimizer")
+    assert (report["replicas"], report["step"], report["optimizer"], report["r1_penalty_positive"]) == (
+        1, 2, "LossScaleOptimizer", True)
 
 
 @pytest.mark.parametrize("requested, steps, replicas, expected", [
