@@ -105,8 +105,8 @@ flags.DEFINE_float("r1_gamma", DEFAULTS.r1_gamma,
                    "loss; D's batch norm uses its moving statistics there, so each gradient is one image's "
                    "own; 0: off.")
 flags.DEFINE_integer("r1_batch_shrink", DEFAULTS.r1_batch_shrink,
-                     "GANs: take R1 on the first 1/r1_batch_shrink of each step's real images only: an unbiased "
-                     "estimate of the same penalty, for less compute; 1: the whole batch.")
+                     "GANs: take R1 on the first 1/r1_batch_shrink (at least one) of each replica's real "
+                     "images only: an unbiased estimate of the same penalty, for less compute; 1: the whole batch.")
 flags.DEFINE_float("class_loss", DEFAULTS.class_loss,
                    "cGAN: weight lambda of an auxiliary classifier on D's features (AC-GAN), trained on real "
                    "images: D's loss gains lambda CE(C(x), y), G's lambda CE(C(G(z, y)), y); 0: off.")

@@ -133,7 +133,8 @@ class DCGAN(keras.Model):
     evaluations = ()  # zoo.metrics plug-ins run on the test split at the end of training
 
     def __init__(self, image_size=32, channels=3, latent_dim=100, base_filters=64, seed=0, sync_batch_norm=False,
-                 ema_kimg=0.0, ema_rampup=0.05, diffaugment="", r1_gamma=0.0, r1_batch_shrink=1, d_norm="batch", **kwargs):
+                 ema_kimg=0.0, ema_rampup=0.05, diffaugment="", r1_gamma=0.0, r1_batch_shrink=1, d_norm="batch",
+                 **kwargs):
         """`sync_batch_norm`: batch statistics over the global batch under tf.distribute.
 
         `ema_kimg` > 0 keeps an average of G's weights with that half-life in thousands of
@@ -247,7 +248,8 @@ class DCGAN(keras.Model):
         return loss + self.class_term(real_classes, batch) + penalty
 
     def r1_term(self, real, batch):
-        """The batch's mean R1 penalty, estimated on its first 1/r1_batch_shrink real images.
+        """The batch's mean R1 penalty, estimated on the first 1/r1_batch_shrink (at least one) of its
+        real images.
 
         An unbiased estimate for a share of the cost, as StyleGAN2-ADA's pl_batch_shrink does for its
         path-length penalty. Not StyleGAN2's lazy R1 (every k-th step, weighted by k): under XLA on
@@ -265,7 +267,7 @@ class DCGAN(keras.Model):
         In training mode batch norm normalises by the batch's own statistics, so every logit
         depends on every image and the gradient of their sum is not per image. With the moving
         statistics D(x) is a function of x alone, and the gradient of the summed logits holds each
-        image's own grad_x D(x); it costs one more forward and backward pass of D on the real batch.
+        image's own grad_x D(x); it costs one more forward and backward pass of D on the images given.
         """
         with tf.GradientTape(watch_accessed_variables=False) as tape:
             tape.watch(real)

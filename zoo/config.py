@@ -66,7 +66,7 @@ class Config:
     # docs/results.md: it hid the cGAN's class on shapes, roughened the default shapes DCGAN run, and helped the
     # DCGAN on Fashion-MNIST only after 10 minutes)
     r1_gamma: float = 0.0  # GANs: weight of the R1 penalty on D's real-image gradients; 0: off
-    r1_batch_shrink: int = 1  # GANs: R1 on the first 1/r1_batch_shrink of each real batch (pl_batch_shrink, StyleGAN2-ADA)
+    r1_batch_shrink: int = 1  # GANs: R1 on the first 1/r1_batch_shrink (>= 1) of each replica's real images
     class_loss: float = 0.3  # cGAN: weight of the auxiliary classifier's cross-entropy (AC-GAN); 0: off (0.3: measured,
     # docs/results.md: 1 collapsed each class of shapes to one image)
     d_norm: str = "layer"  # GANs: D's normalisation, one of D_NORMS (layer: measured best, docs/results.md)

@@ -103,11 +103,13 @@ def test_r1_on_a_shrunk_batch_pairs_each_image_with_its_own_label():
                            r1_gamma=10.0, r1_batch_shrink=4)
     model.compile(d_optimizer=keras.optimizers.Adam(2e-4, beta_1=0.5),
                   g_optimizer=keras.optimizers.Adam(2e-4, beta_1=0.5))
-    first_two = {"images": BATCH["images"][:2], "labels": BATCH["labels"][:2]}
+    batch = {"images": BATCH["images"], "labels": tf.constant([0, 1, 2, 3, 4, 5, 2, 3])}
+    first_two = {"images": batch["images"][:2], "labels": batch["labels"][:2]}
     expected = float(tf.reduce_mean(model.r1_penalties(first_two["images"], first_two)))
-    relabelled = {"images": first_two["images"], "labels": first_two["labels"] + 1}
-    assert expected != pytest.approx(float(tf.reduce_mean(model.r1_penalties(relabelled["images"], relabelled))))
-    assert float(model.train_step(BATCH)["r1_penalty"]) == pytest.approx(expected, rel=1e-4)
+    for labels in (batch["labels"][-2:], first_two["labels"] + 1):  # another image's labels, or other labels
+        mislabelled = {"images": first_two["images"], "labels": labels}
+        assert expected != pytest.approx(float(tf.reduce_mean(model.r1_penalties(mislabelled["images"], mislabelled))))
+    assert float(model.train_step(batch)["r1_penalty"]) == pytest.approx(expected, rel=1e-4)
 
 
 def test_without_class_loss_d_has_no_classifier_head():

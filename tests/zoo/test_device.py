@@ -27,7 +27,8 @@ MIRRORED_STEP = textwrap.dedent("""
     print(json.dumps({"replicas": strategy.num_replicas_in_sync, "step": int(model.step.numpy()),
                       "optimizer": type(model.g_optimizer).__name__,
                       "latents_differ": not np.allclose(draws[0], draws[-1]),
-                      "r1_penalty_positive": bool(0 < float(model.r1_tracker.result()) < np.inf)}))
+                      "r1_penalty_positive": bool(0 < float(model.r1_tracker.result()) < np.inf),
+                      "r1_batch_shrink": model.r1_batch_shrink}))
 """)
 
 
@@ -58,7 +59,7 @@ def test_two_replicas_train_with_distinct_noise(run_script, tmp_path):
     assert result.returncode == 0, result.stderr[-3000:]
     report = json.loads(result.stdout.strip().splitlines()[-1])
     assert report == {"replicas": 2, "step": 2, "optimizer": "Adam", "latents_differ": True,
-                      "r1_penalty_positive": True}
+                      "r1_penalty_positive": True, "r1_batch_shrink": 2}
 
 
 def test_mixed_float16_under_xla_trains_with_loss_scaling(run_script, tmp_path):
