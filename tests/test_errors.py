@@ -259,7 +259,8 @@ DIRECT_CASES = {
         "'inception', "
         "'iw_samples', 'keep_checkpoints', 'kl_weight', 'latent_dim', 'learning_rate', 'likelihood', 'lr_decay', "
         "'manual_dir', "
-        "'model', 'num_samples', 'precision', 'r1_batch_shrink', 'r1_gamma', 'seed', 'steps_per_epoch', 'steps_per_execution', "
+        "'model', 'num_samples', 'precision', 'r1_batch_shrink', 'r1_gamma', 'seed', 'steps_per_epoch', "
+        "'steps_per_execution', "
         "'strategy', 'sync_batch_norm', 'workdir', 'xla']; fix or delete that file"),
     "config.json with a wrong type": ("train.py", ["--workdir=$TMP/wrongtype"], saved_config("wrongtype"),
                                       "error: $TMP/wrongtype/config.json: epochs must be an integer or null, got \"20\"; fix "

@@ -18,7 +18,7 @@ MIRRORED_STEP = textwrap.dedent("""
     from zoo import optim
     config = zoo.Config(workdir=sys.argv[1], batch_size=8, epochs=1, steps_per_epoch=2, latent_dim=8, base_filters=4,
                         num_samples=4, strategy=sys.argv[4], precision=sys.argv[2], xla=sys.argv[3] == "xla",
-                        r1_gamma=1.0, r1_batch_shrink=2)  # R1 on 2 of each replica's 4 images
+                        r1_gamma=1.0, r1_batch_shrink=2)  # R1 on half of each replica's images
     with tfds.testing.mock_data(num_examples=16):
         model = zoo.train(config)
     strategy = model.distribute_strategy
